@@ -1,0 +1,307 @@
+"""Configuration: one TOML file plus `LAKEHOUSE_<SECTION>__<KEY>` environment overrides (SPEC §3).
+
+The file is chosen by the `path` argument, else `LAKEHOUSE_CONFIG`, else the repo's
+`configs/lakehouse.toml` (the dev stack), else built-in defaults (equal to the dev file).
+Environment variables whose name starts with `LAKEHOUSE_` and contains `__` override any key at
+any depth: `LAKEHOUSE_STORAGE__BACKEND=s3`,
+`LAKEHOUSE_CHAT__PROVIDERS__OPENAI_COMPATIBLE__BASE_URL=http://127.0.0.1:9999`. A value that
+starts with `[` or `{` is read as JSON.
+
+Nothing is loaded at import time: daemons call `load_settings()` in `__main__` and pass the
+result to `create_app(settings)`, so tests build apps with their own settings. A bad file fails
+at start with a `ConfigError` naming the file (or the environment variable), the key and the
+reason. Unknown keys are errors: a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from lakehouse_common.topology import BY_NAME, DAEMON_NAMES, default_routes
+
+ENV_PREFIX = "LAKEHOUSE_"
+CONFIG_ENV = "LAKEHOUSE_CONFIG"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "configs" / "lakehouse.toml"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the source, the key and why."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    """`[server]`: what every daemon shares."""
+
+    env: Literal["development", "production"] = "development"
+    host: str = "127.0.0.1"
+    data_dir: Path = Path("data")
+    max_body_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    shutdown_grace_s: float = Field(default=10.0, ge=0)
+
+
+class PortsSettings(_Section):
+    """`[ports]`: one port per daemon (SPEC §2)."""
+
+    gateway: int = BY_NAME["gateway"].dev_port
+    storaged: int = BY_NAME["storaged"].dev_port
+    catalogd: int = BY_NAME["catalogd"].dev_port
+    ingestd: int = BY_NAME["ingestd"].dev_port
+    queryd: int = BY_NAME["queryd"].dev_port
+    vectord: int = BY_NAME["vectord"].dev_port
+    embedd: int = BY_NAME["embedd"].dev_port
+    pathwayd: int = BY_NAME["pathwayd"].dev_port
+    matrixd: int = BY_NAME["matrixd"].dev_port
+    observerd: int = BY_NAME["observerd"].dev_port
+    chatd: int = BY_NAME["chatd"].dev_port
+    validatord: int = BY_NAME["validatord"].dev_port
+
+    @model_validator(mode="after")
+    def _ports_valid_and_distinct(self) -> PortsSettings:
+        seen: dict[int, str] = {}
+        for name in DAEMON_NAMES:
+            port = getattr(self, name)
+            if not 1 <= port <= 65535:
+                raise ValueError(f"{name}: port {port} is outside 1..65535")
+            if port in seen:
+                raise ValueError(f"{name} and {seen[port]} both use port {port}")
+            seen[port] = name
+        return self
+
+    def of(self, daemon: str) -> int:
+        port: int = getattr(self, daemon)
+        return port
+
+
+class S3Settings(_Section):
+    """`[storage.s3]`: the S3 backend (MinIO, AWS, any S3-protocol server)."""
+
+    endpoint_url: str = ""
+    region: str = "us-east-1"
+    # Names of the environment variables holding the credentials, never the credentials.
+    access_key_env: str = "AWS_ACCESS_KEY_ID"
+    secret_key_env: str = "AWS_SECRET_ACCESS_KEY"
+    bucket_prefix: str = ""
+
+
+class StorageSettings(_Section):
+    """`[storage]`: which `Store` backend daemons use (SPEC §4)."""
+
+    backend: Literal["fs", "s3"] = "fs"
+    default_bucket: str = "lakehouse"
+    s3: S3Settings = S3Settings()
+
+
+class GatewaySettings(_Section):
+    """`[gateway]`: routing, auth and upstream limits (SPEC §2)."""
+
+    # The gateway is the one public entry; bind it wider than loopback only with a token.
+    host: str = "127.0.0.1"
+    # When set, every route but `/health` needs `Authorization: Bearer <token>`.
+    # Set it through the environment (LAKEHOUSE_GATEWAY__AUTH_TOKEN), not in a file.
+    auth_token: SecretStr | None = None
+    connect_timeout_s: float = Field(default=2.0, gt=0)
+    upstream_timeout_s: float = Field(default=60.0, gt=0)
+    health_timeout_s: float = Field(default=2.0, gt=0)
+    # `area -> daemon`: `/v1/<area>/...` is forwarded to that daemon with the path unchanged.
+    routes: dict[str, str] = Field(default_factory=default_routes)
+
+    @field_validator("auth_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: Any) -> Any:
+        return None if value in ("", None) else value
+
+    @model_validator(mode="after")
+    def _routes_name_daemons(self) -> GatewaySettings:
+        for area, daemon in self.routes.items():
+            if daemon not in BY_NAME or daemon == "gateway":
+                raise ValueError(f"routes.{area}: {daemon!r} is not a daemon")
+        return self
+
+
+class ClientSettings(_Section):
+    """`[client]`: the pooled daemon-to-daemon HTTP client (SPEC §3)."""
+
+    connect_timeout_s: float = Field(default=2.0, gt=0)
+    timeout_s: float = Field(default=30.0, gt=0)
+    pool_size: int = Field(default=100, gt=0)
+    connect_retries: int = Field(default=2, ge=0)
+
+
+class AuditSettings(_Section):
+    """`[audit]`: the HMAC key of the subject audit chains (SPEC §8)."""
+
+    # Relative paths are below `server.data_dir`.
+    key_file: Path = Path("keys/audit.key")
+
+
+class LakehouseSettings(_Section):
+    server: ServerSettings = ServerSettings()
+    ports: PortsSettings = PortsSettings()
+    storage: StorageSettings = StorageSettings()
+    gateway: GatewaySettings = GatewaySettings()
+    client: ClientSettings = ClientSettings()
+    audit: AuditSettings = AuditSettings()
+
+    # Where the settings came from, for messages; not a configurable key.
+    source: str = Field(default="<defaults>", exclude=True)
+
+    @model_validator(mode="after")
+    def _safe_outside_development(self) -> LakehouseSettings:
+        if self.server.env == "production" and self.gateway.auth_token is None:
+            if not _is_loopback(self.gateway.host):
+                raise ValueError(
+                    "gateway.host binds beyond loopback in production without "
+                    "gateway.auth_token (set LAKEHOUSE_GATEWAY__AUTH_TOKEN)"
+                )
+        return self
+
+    @property
+    def data_dir(self) -> Path:
+        return self.server.data_dir
+
+    def url_of(self, daemon: str) -> str:
+        """Base URL a client uses to reach `daemon` on this host."""
+        host = self.gateway.host if daemon == "gateway" else self.server.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return f"http://{host}:{self.ports.of(daemon)}"
+
+    def bind_host(self, daemon: str) -> str:
+        return self.gateway.host if daemon == "gateway" else self.server.host
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[tuple[str, ...], tuple[str, Any]]:
+    out: dict[tuple[str, ...], tuple[str, Any]] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name or name == CONFIG_ENV:
+            continue
+        path = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+        if any(not part for part in path):
+            raise ConfigError(f"environment {name}: empty key segment")
+        value: Any = raw
+        if raw.lstrip().startswith(("[", "{")):
+            try:
+                value = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise ConfigError(f"environment {name}: value is not valid JSON: {exc}") from exc
+        out[path] = (name, value)
+    return out
+
+
+def _set_path(data: dict[str, Any], path: tuple[str, ...], value: Any, origin: str) -> None:
+    node = data
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{origin}: {'.'.join(path)}: {part!r} is not a table")
+        node = child
+    node[path[-1]] = value
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: config file not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from exc
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> LakehouseSettings:
+    """Load the config file, apply environment overrides, then `overrides` (dotted keys).
+
+    Relative `server.data_dir` is resolved against the working directory at load time, so a
+    daemon keeps writing to the same place whatever it does later.
+    """
+    env = os.environ if environ is None else environ
+    chosen = path if path is not None else env.get(CONFIG_ENV) or None
+    data: dict[str, Any] = {}
+    source = "<defaults>"
+    if chosen is not None:
+        file = Path(chosen)
+        data = _read_toml(file)
+        source = str(file)
+    elif DEFAULT_CONFIG.exists():
+        data = _read_toml(DEFAULT_CONFIG)
+        source = str(DEFAULT_CONFIG)
+
+    env_origin: dict[tuple[str, ...], str] = {}
+    for key_path, (name, value) in _env_overrides(env).items():
+        _set_path(data, key_path, value, f"environment {name}")
+        env_origin[key_path] = name
+    for dotted, value in (overrides or {}).items():
+        _set_path(data, tuple(dotted.split(".")), value, "override")
+    data["source"] = source
+
+    try:
+        settings = LakehouseSettings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source, env_origin)) from None
+
+    data_dir = settings.server.data_dir.expanduser()
+    if not data_dir.is_absolute():
+        data_dir = Path.cwd() / data_dir
+    server = settings.server.model_copy(update={"data_dir": data_dir})
+    return settings.model_copy(update={"server": server})
+
+
+def _describe(
+    exc: ValidationError, source: str, env_origin: Mapping[tuple[str, ...], str]
+) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(str(part) for part in err["loc"])
+        key = ".".join(loc) or "<root>"
+        origin = source
+        for depth in range(len(loc), 0, -1):
+            if loc[:depth] in env_origin:
+                origin = f"environment {env_origin[loc[:depth]]}"
+                break
+        reason = err["msg"]
+        if err["type"] == "extra_forbidden":
+            reason = "unknown key"
+        lines.append(f"{origin}: {key}: {reason}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def audit_key_path(settings: LakehouseSettings) -> Path:
+    key = settings.audit.key_file.expanduser()
+    return key if key.is_absolute() else settings.data_dir / key

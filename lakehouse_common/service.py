@@ -1,0 +1,331 @@
+"""The service factory every daemon is built with (SPEC §3).
+
+`create_service_app(name, settings, ...)` gives each daemon the same skeleton:
+
+- `GET /health` → `{"status":"ok","service":"<name>"}` and `GET /metrics` (Prometheus text);
+- JSON responses via orjson;
+- one error envelope for every 4xx/5xx, request-validation errors included;
+- a request-body size limit (`server.max_body_bytes`): 413 before reading when Content-Length
+  says so, and as soon as a streamed body crosses it otherwise;
+- the trace-id middleware: `X-Lakehouse-Trace-Id` taken or minted, echoed, and bound for logs
+  and outgoing calls;
+- one structured log line per request (service, route, status, latency, trace id);
+- unexpected exceptions logged with the trace id and answered 500 in the envelope.
+
+`run_service` starts uvicorn with graceful shutdown (SIGTERM drains in-flight requests for
+`server.shutdown_grace_s`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import orjson
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from starlette.convertors import PathConvertor, register_url_convertor
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lakehouse_common.config import LakehouseSettings
+from lakehouse_common.errors import (
+    STATUS_CODES,
+    LakehouseError,
+    envelope_of,
+    error_body,
+)
+from lakehouse_common.logging import configure_logging, get_logger
+from lakehouse_common.tracing import (
+    TRACE_HEADER_LOWER,
+    accept_trace_id,
+    current_trace_id,
+)
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+_TRACE_HEADER_BYTES = TRACE_HEADER_LOWER.encode()
+_QUIET_PATHS = frozenset({"/health", "/metrics"})
+
+
+class JsonResponse(JSONResponse):
+    """JSON rendered by orjson: compact, UTF-8, fast (FastAPI's JsonResponse is deprecated)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised from `receive` when a streamed body crosses the limit.
+
+    An HTTPException (not a LakehouseError) on purpose: FastAPI turns any other exception raised
+    while it reads a body into a generic 400, but lets HTTPException through.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body exceeds the limit of {limit} bytes")
+
+
+class AnyPathConvertor(PathConvertor):
+    """`{name:anypath}`: like `path`, but also matches control characters such as newlines.
+
+    Starlette's `path` is `.*` without DOTALL, so `/objects/b/a%0Ab` would match no route and
+    answer 404; with this the route matches and the key validator answers the right 400.
+    """
+
+    regex = "(?s:.*)"
+
+
+register_url_convertor("anypath", AnyPathConvertor())
+
+
+class Metrics:
+    """Per-app Prometheus registry (not the process-global one, so tests can build many apps)."""
+
+    def __init__(self, service: str) -> None:
+        self.registry = CollectorRegistry()
+        self.service = service
+        self.requests = Counter(
+            "lakehouse_http_requests",
+            "HTTP requests answered",
+            ["service", "method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "lakehouse_http_request_duration_seconds",
+            "HTTP request latency",
+            ["service", "method", "route"],
+            registry=self.registry,
+        )
+
+
+def error_response(status: int, code: str, message: str, details: Any = None) -> JsonResponse:
+    return JsonResponse(
+        error_body(code, message, details=details, trace_id=current_trace_id.get()),
+        status_code=status,
+    )
+
+
+class ServiceMiddleware:
+    """Trace id, body limit, request log, metrics and the last-resort 500 — one ASGI layer.
+
+    Pure ASGI rather than BaseHTTPMiddleware: it must not buffer streamed bodies (the gateway
+    and storaged stream both ways) and it sits on every request's hot path.
+    """
+
+    def __init__(self, app: ASGIApp, *, service: str, max_body: int, metrics: Metrics) -> None:
+        self.app = app
+        self.service = service
+        self.max_body = max_body
+        self.metrics = metrics
+        self.log = get_logger("lakehouse.request")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        incoming = None
+        declared_length: int | None = None
+        for name, value in scope["headers"]:
+            if name == _TRACE_HEADER_BYTES:
+                incoming = value.decode("latin-1")
+            elif name == b"content-length":
+                try:
+                    declared_length = int(value)
+                except ValueError:
+                    declared_length = None
+        trace_id = accept_trace_id(incoming)
+        token = current_trace_id.set(trace_id)
+        started = time.perf_counter()
+        status_holder = [500]
+        response_started = False
+        trace_header = (_TRACE_HEADER_BYTES, trace_id.encode())
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status_holder[0] = message["status"]
+                headers = [h for h in message.get("headers", []) if h[0] != _TRACE_HEADER_BYTES]
+                headers.append(trace_header)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        received = 0
+        limit = self.max_body
+
+        async def receive_wrapper() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        try:
+            if declared_length is not None and declared_length > limit:
+                response = error_response(
+                    413,
+                    "payload_too_large",
+                    f"request body of {declared_length} bytes exceeds the limit of {limit} bytes",
+                )
+                await response(scope, receive, send_wrapper)
+            else:
+                await self.app(scope, receive_wrapper, send_wrapper)
+        except Exception as exc:
+            self.log.exception(
+                "unhandled error", path=scope.get("path"), error=type(exc).__name__
+            )
+            if response_started:
+                raise  # the answer is half sent: let the server abort the connection
+            response = error_response(
+                500, "internal", f"internal error ({type(exc).__name__}); see logs for trace id"
+            )
+            await response(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            route_path = getattr(route, "path_format", None) or "<unmatched>"
+            status = status_holder[0]
+            method = scope.get("method", "")
+            self.metrics.requests.labels(self.service, method, route_path, str(status)).inc()
+            self.metrics.latency.labels(self.service, method, route_path).observe(elapsed)
+            path = scope.get("path", "")
+            if path not in _QUIET_PATHS or status >= 400:
+                self.log.info(
+                    "request",
+                    method=method,
+                    route=route_path,
+                    path=path,
+                    status=status,
+                    latency_ms=round(elapsed * 1000, 3),
+                )
+            current_trace_id.reset(token)
+
+
+async def _lakehouse_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LakehouseError)
+    return JsonResponse(envelope_of(exc, current_trace_id.get()), status_code=exc.status)
+
+
+async def _validation_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    details = [
+        {
+            "loc": list(err.get("loc", ())),
+            "msg": err.get("msg", ""),
+            "type": err.get("type", ""),
+        }
+        for err in exc.errors()
+    ]
+    first = details[0] if details else {"loc": [], "msg": "invalid request"}
+    where = ".".join(str(p) for p in first["loc"])
+    return error_response(422, "invalid_request", f"{where}: {first['msg']}", details)
+
+
+async def _http_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    cls = STATUS_CODES.get(exc.status_code)
+    code = cls.code if cls is not None else f"http_{exc.status_code}"
+    message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"no route for {request.method} {request.url.path}"
+    response = error_response(exc.status_code, code, message)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+def create_service_app(
+    name: str,
+    settings: LakehouseSettings,
+    *,
+    routers: Sequence[APIRouter] = (),
+    lifespan: Lifespan | None = None,
+    description: str = "",
+    inner_middleware: Sequence[tuple[type[Any], dict[str, Any]]] = (),
+) -> FastAPI:
+    """Build a daemon's FastAPI app with the shared skeleton; `lifespan` opens its resources."""
+    metrics = Metrics(name)
+
+    @asynccontextmanager
+    async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log = get_logger("lakehouse.service")
+        log.info("starting", port=getattr(settings.ports, name, None))
+        if lifespan is None:
+            yield
+        else:
+            async with lifespan(app):
+                yield
+        log.info("stopped")
+
+    app = FastAPI(
+        title=f"lakehouse {name}",
+        description=description,
+        version="0.1.0",
+        default_response_class=JsonResponse,
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.state.service_name = name
+    app.state.metrics = metrics
+
+    app.add_exception_handler(LakehouseError, _lakehouse_error_handler)
+    app.add_exception_handler(RequestValidationError, _validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_error_handler)
+    # Added first = innermost: they run after the trace id is bound, and their answers are
+    # logged, counted and carry the trace id like any other.
+    for middleware_cls, options in inner_middleware:
+        app.add_middleware(middleware_cls, **options)  # type: ignore[arg-type]
+    app.add_middleware(
+        ServiceMiddleware,
+        service=name,
+        max_body=settings.server.max_body_bytes,
+        metrics=metrics,
+    )
+
+    @app.get("/health", tags=["ops"], summary="Liveness: the daemon answers.")
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "service": name}
+
+    @app.get("/metrics", tags=["ops"], summary="Prometheus metrics of this daemon.")
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def run_service(name: str, app_factory: Callable[[LakehouseSettings], FastAPI]) -> None:
+    """The body of every `python -m services.<daemon>`: load config, log, serve."""
+    from lakehouse_common.config import ConfigError, load_settings
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise SystemExit(f"{name}: {exc}") from None
+    configure_logging(name, settings.server.log_level)
+    app = app_factory(settings)
+    uvicorn.run(
+        app,
+        host=settings.bind_host(name),
+        port=settings.ports.of(name),
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.server.shutdown_grace_s),
+        server_header=False,
+    )

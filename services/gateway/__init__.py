@@ -1,0 +1,1 @@
+"""gateway (SPEC §2): the single public entry — routing, auth, trace ids, aggregate health."""

@@ -1,0 +1,129 @@
+"""Gateway routes: aggregate health and the forwarding proxy for every `/v1/<area>/...`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.background import BackgroundTask
+from yarl import URL
+
+from lakehouse_common.errors import UpstreamTimeout, UpstreamUnavailable
+from lakehouse_common.http import HttpClient
+from lakehouse_common.logging import get_logger
+from lakehouse_common.service import BodyTooLarge
+from lakehouse_common.tracing import TRACE_HEADER, current_trace_id
+from services.gateway.service import (
+    DROP_DOWNSTREAM,
+    DROP_UPSTREAM,
+    RoutingTable,
+    aggregate_health,
+    forward_headers,
+)
+
+router = APIRouter()
+log = get_logger("lakehouse.gateway")
+
+PROXY_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+@router.get("/v1/health", tags=["gateway"], summary="Aggregate health of every installed daemon.")
+async def get_stack_health(request: Request) -> dict[str, Any]:
+    """Probe each daemon's `/health` concurrently; `status` is `ok` only when all answer ok."""
+    http: HttpClient = request.app.state.http
+    return await aggregate_health(http.session, request.app.state.settings)
+
+
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    if length is not None:
+        return length.strip() not in ("", "0")
+    return "chunked" in request.headers.get("transfer-encoding", "").lower()
+
+
+@router.api_route(
+    "/v1/{path:anypath}",
+    methods=PROXY_METHODS,
+    tags=["gateway"],
+    summary="Forward to the daemon that owns /v1/<area> (path, status, headers, body unchanged).",
+)
+async def forward_request(request: Request, path: str) -> Response:
+    """Stream the request to its owning daemon and stream the answer back.
+
+    502 `upstream_unavailable` names the daemon when it cannot be reached; 504
+    `upstream_timeout` when it does not answer in `gateway.upstream_timeout_s`.
+    """
+    routing: RoutingTable = request.app.state.routing
+    settings = request.app.state.settings.gateway
+    http: HttpClient = request.app.state.http
+    target = routing.resolve(request.url.path)
+
+    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    query = request.scope.get("query_string", b"")
+    url = URL(
+        target.base_url + raw_path.decode("latin-1") + ("?" + query.decode() if query else ""),
+        encoded=True,
+    )
+    headers = forward_headers(request.scope["headers"], DROP_UPSTREAM)
+    headers.append((TRACE_HEADER, current_trace_id.get()))
+
+    async def request_body() -> AsyncIterator[bytes]:
+        async for chunk in request.stream():
+            if chunk:
+                yield chunk
+
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=settings.connect_timeout_s, sock_read=settings.upstream_timeout_s
+    )
+    try:
+        upstream = await http.session.request(
+            request.method,
+            url,
+            headers=headers,
+            data=request_body() if _has_body(request) else None,
+            allow_redirects=False,
+            timeout=timeout,
+        )
+    except BodyTooLarge:
+        raise
+    except aiohttp.ClientConnectorError as exc:
+        raise UpstreamUnavailable(
+            f"{target.daemon} is unreachable at {target.base_url} ({exc.os_error})",
+            details={"daemon": target.daemon},
+        ) from exc
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        raise UpstreamTimeout(
+            f"{target.daemon} did not answer within {settings.upstream_timeout_s}s",
+            details={"daemon": target.daemon},
+        ) from exc
+    except aiohttp.ClientError as exc:
+        # A payload error wrapping our own body-limit refusal is still a 413.
+        if isinstance(exc.__cause__, BodyTooLarge):
+            raise exc.__cause__ from None
+        raise UpstreamUnavailable(
+            f"{target.daemon} failed while answering: {type(exc).__name__}: {exc}",
+            details={"daemon": target.daemon},
+        ) from exc
+
+    async def response_body() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in upstream.content.iter_any():
+                yield chunk
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("upstream body interrupted", daemon=target.daemon, error=repr(exc))
+            raise
+
+    response = StreamingResponse(
+        response_body(),
+        status_code=upstream.status,
+        background=BackgroundTask(upstream.release),
+    )
+    response.raw_headers = [
+        (k.lower(), v)
+        for k, v in upstream.raw_headers
+        if k.decode("latin-1").lower() not in DROP_DOWNSTREAM
+    ]
+    return response

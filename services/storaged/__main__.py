@@ -1,0 +1,7 @@
+"""`python -m services.storaged`."""
+
+from lakehouse_common.service import run_service
+from services.storaged.app import create_app
+
+if __name__ == "__main__":
+    run_service("storaged", create_app)

@@ -1,0 +1,181 @@
+"""Shared fixtures: settings on ephemeral ports, real daemons in subprocesses, a real S3 server.
+
+Real-daemon fixtures go through `lakehouse_common.stack` — the same code `make run` uses — so the
+lifecycle is exercised by every test that needs a live daemon.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from lakehouse_common.config import LakehouseSettings, load_settings
+from lakehouse_common.logging import configure_logging
+from lakehouse_common.stack import log_file, pid_file, read_pid, start_daemon, stop_stack
+from lakehouse_common.topology import BY_NAME, DAEMON_NAMES
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _json_logs() -> None:
+    """Log as daemons do (JSON lines), not with structlog's slow dev console renderer."""
+    configure_logging("tests", "info")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
+    """A TOML config file from `{section: {key: value}}` (dotted section names allowed)."""
+    lines = []
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in values.items())
+        lines.append("")
+    path.write_text("\n".join(lines))
+    return path
+
+
+def stack_config(
+    tmp: Path, extra: dict[str, dict[str, Any]] | None = None
+) -> tuple[Path, LakehouseSettings]:
+    """A config with every daemon on a free port and its data dir under `tmp`."""
+    sections: dict[str, dict[str, Any]] = {
+        "server": {"data_dir": str(tmp / "data"), "shutdown_grace_s": 2.0, "log_level": "info"},
+        "ports": {name: free_port() for name in DAEMON_NAMES},
+        "gateway": {"upstream_timeout_s": 10.0},
+    }
+    for section, values in (extra or {}).items():
+        sections.setdefault(section, {}).update(values)
+    path = write_config(tmp / "lakehouse.toml", sections)
+    return path, load_settings(path, environ={})
+
+
+class LiveStack:
+    """Daemons started for real (detached subprocesses, pid files) from one config file."""
+
+    def __init__(self, config_path: Path, settings: LakehouseSettings) -> None:
+        self.config_path = config_path
+        self.settings = settings
+        self.started: list[str] = []
+
+    @classmethod
+    def create(cls, root: Path, extra: dict[str, dict[str, Any]] | None = None) -> LiveStack:
+        root.mkdir(parents=True, exist_ok=True)
+        return cls(*stack_config(root, extra))
+
+    def start(self, *names: str, timeout_s: float = 60.0) -> None:
+        for name in names:
+            start_daemon(
+                self.settings,
+                BY_NAME[name],
+                config_path=self.config_path,
+                timeout_s=timeout_s,
+                echo=lambda _: None,
+            )
+            self.started.append(name)
+
+    def stop(self) -> None:
+        stop_stack(self.settings, grace_s=5.0, echo=lambda _: None)
+
+    def pid(self, name: str) -> int:
+        record = read_pid(pid_file(self.settings, name))
+        assert record is not None, f"no pid file for {name}"
+        return record.pid
+
+    def log(self, name: str) -> str:
+        return log_file(self.settings, name).read_text()
+
+    def url(self, name: str) -> str:
+        return self.settings.url_of(name)
+
+    def client(self, name: str, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url(name), timeout=30.0, **kwargs)
+
+
+@pytest.fixture
+def make_stack(tmp_path: Path) -> Iterator[Any]:
+    """Factory: `make_stack(extra_config)` → a `LiveStack` stopped at teardown."""
+    stacks: list[LiveStack] = []
+
+    def factory(extra: dict[str, dict[str, Any]] | None = None) -> LiveStack:
+        stack = LiveStack.create(tmp_path / f"stack{len(stacks)}", extra)
+        stacks.append(stack)
+        return stack
+
+    yield factory
+    for stack in stacks:
+        stack.stop()
+
+
+class S3Server:
+    def __init__(self, endpoint: str, proc: subprocess.Popen[bytes]) -> None:
+        self.endpoint = endpoint
+        self.proc = proc
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3-protocol server process (moto's standalone server) on a loopback port."""
+    port = free_port()
+    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(endpoint, timeout=1.0)
+            break
+        except httpx.HTTPError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("moto server did not start") from None
+            time.sleep(0.1)
+    try:
+        yield S3Server(endpoint, proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture
+def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """Credentials the S3 backend reads from the environment (moto accepts any)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    return s3_server
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+

@@ -1,0 +1,207 @@
+"""The gateway against real daemons: routing, trace propagation, upstream failures, health, auth."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from lakehouse_common.tracing import TRACE_HEADER
+from tests.conftest import LiveStack
+
+MINTED = re.compile(r"[0-9a-f]{16}-[0-9a-f]{8}")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    live = LiveStack.create(
+        tmp_path_factory.mktemp("gateway"), {"gateway": {"upstream_timeout_s": 1.0}}
+    )
+    live.start("storaged", "gateway")
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+@pytest.fixture
+def gw(stack: LiveStack) -> Iterator[httpx.Client]:
+    with stack.client("gateway") as client:
+        yield client
+
+
+def storaged_log_lines(stack: LiveStack, trace: str) -> list[dict[str, object]]:
+    time.sleep(0.2)
+    return [json.loads(ln) for ln in stack.log("storaged").splitlines() if trace in ln]
+
+
+class SilentServer:
+    """A TCP server that accepts connections and never answers: an upstream that hangs."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_server(("127.0.0.1", port))
+        self.conns: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.conns:
+            conn.close()
+
+
+class TestRouting:
+    def test_status_headers_and_body_preserved(self, gw: httpx.Client) -> None:
+        key = f"r-{secrets.token_hex(4)}"
+        put = gw.put(f"/v1/storage/objects/lakehouse/{key}", content=b"abc")
+        assert put.status_code == 200
+        got = gw.get(f"/v1/storage/objects/lakehouse/{key}")
+        assert got.status_code == 200
+        assert got.headers["etag"] == f'"{put.json()["etag"]}"'
+        assert got.content == b"abc"
+
+    def test_query_string_forwarded_unchanged(self, gw: httpx.Client) -> None:
+        bucket = f"q-{secrets.token_hex(3)}"
+        for key in ("a/1", "a/2", "b/1"):
+            gw.put(f"/v1/storage/objects/{bucket}/{key}", content=b"x")
+        page = gw.get(f"/v1/storage/objects/{bucket}?prefix=a%2F&limit=1").json()
+        assert [o["key"] for o in page["objects"]] == ["a/1"]
+        assert page["next_cursor"] == "a/1"
+
+    def test_upstream_error_envelope_passes_through(self, gw: httpx.Client) -> None:
+        resp = gw.get("/v1/storage/objects/lakehouse/absent-key")
+        assert resp.status_code == 404
+        assert resp.json()["error"]["code"] == "not_found"
+
+    def test_path_no_daemon_owns_is_404_envelope(self, gw: httpx.Client) -> None:
+        resp = gw.get("/v1/nowhere/x")
+        assert resp.status_code == 404
+        body = resp.json()
+        assert body["error"]["code"] == "not_found"
+        assert "/v1/nowhere/x" in body["error"]["message"]
+        assert "storage" in body["error"]["details"]["known_areas"]
+
+    def test_path_outside_v1_is_404_envelope(self, gw: httpx.Client) -> None:
+        resp = gw.get("/elsewhere")
+        assert resp.status_code == 404
+        assert resp.json()["error"]["code"] == "not_found"
+
+
+class TestTraceIds:
+    def test_incoming_id_propagates_and_is_echoed_once(
+        self, stack: LiveStack, gw: httpx.Client
+    ) -> None:
+        trace = f"t-{secrets.token_hex(6)}"
+        resp = gw.get("/v1/storage/objects/lakehouse/none", headers={TRACE_HEADER: trace})
+        assert resp.headers.get_list(TRACE_HEADER) == [trace]
+        assert resp.json()["trace_id"] == trace
+        assert any(ln.get("event") == "request" for ln in storaged_log_lines(stack, trace))
+
+    def test_minted_id_reaches_the_daemon(self, stack: LiveStack, gw: httpx.Client) -> None:
+        resp = gw.get("/v1/storage/buckets")
+        minted = resp.headers[TRACE_HEADER]
+        assert MINTED.fullmatch(minted)
+        assert storaged_log_lines(stack, minted), "storaged never saw the gateway's trace id"
+
+
+class TestUpstreamFailures:
+    def test_daemon_down_is_502_naming_it(self, gw: httpx.Client) -> None:
+        resp = gw.post("/v1/query", json={"sql": "select 1"})
+        assert resp.status_code == 502
+        body = resp.json()
+        assert body["error"]["code"] == "upstream_unavailable"
+        assert "queryd" in body["error"]["message"]
+        assert body["error"]["details"] == {"daemon": "queryd"}
+
+    def test_upstream_timeout_is_504(self, stack: LiveStack, gw: httpx.Client) -> None:
+        server = SilentServer(stack.settings.ports.vectord)
+        try:
+            resp = gw.get("/v1/vectors/indexes")
+        finally:
+            server.close()
+        assert resp.status_code == 504
+        body = resp.json()
+        assert body["error"]["code"] == "upstream_timeout"
+        assert "vectord" in body["error"]["message"]
+
+
+class TestAggregateHealth:
+    def test_all_installed_daemons_ok(self, gw: httpx.Client) -> None:
+        body = gw.get("/v1/health").json()
+        assert body["status"] == "ok"
+        assert body["daemons"]["storaged"]["status"] == "ok"
+
+    def test_degraded_when_a_daemon_is_down(self, stack: LiveStack, gw: httpx.Client) -> None:
+        from lakehouse_common.stack import _stop_process, pid_file, read_pid
+
+        record = read_pid(pid_file(stack.settings, "storaged"))
+        assert record is not None
+        _stop_process(record, grace_s=5.0)
+        try:
+            body = gw.get("/v1/health").json()
+            assert body["status"] == "degraded"
+            assert body["daemons"]["storaged"]["status"] == "down"
+        finally:
+            pid_file(stack.settings, "storaged").unlink()
+            stack.start("storaged")
+        assert gw.get("/v1/health").json()["status"] == "ok"
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    live = LiveStack.create(
+        tmp_path_factory.mktemp("gw-auth"), {"gateway": {"auth_token": "tok-123456"}}
+    )
+    live.start("storaged", "gateway")
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+class TestBearerAuth:
+    def test_health_is_open(self, secured: LiveStack) -> None:
+        with secured.client("gateway") as c:
+            assert c.get("/health").status_code == 200
+
+    @pytest.mark.parametrize("path", ["/v1/health", "/v1/storage/buckets", "/metrics"])
+    def test_missing_token_is_401(self, secured: LiveStack, path: str) -> None:
+        with secured.client("gateway") as c:
+            resp = c.get(path)
+        assert resp.status_code == 401
+        assert resp.json()["error"]["code"] == "unauthorized"
+        assert resp.headers["www-authenticate"].startswith("Bearer")
+
+    def test_wrong_token_is_401(self, secured: LiveStack) -> None:
+        with secured.client("gateway", headers={"Authorization": "Bearer nope"}) as c:
+            assert c.get("/v1/storage/buckets").status_code == 401
+
+    def test_right_token_passes_and_is_not_forwarded(self, secured: LiveStack) -> None:
+        with secured.client("gateway", headers={"Authorization": "Bearer tok-123456"}) as c:
+            assert c.get("/v1/storage/buckets").status_code == 200
+            assert c.get("/v1/health").json()["status"] == "ok"
+
+
+def test_concurrent_requests_through_gateway(stack: LiveStack) -> None:
+    async def run() -> list[int]:
+        async with httpx.AsyncClient(base_url=stack.url("gateway")) as c:
+            rs = await asyncio.gather(*(c.get("/v1/storage/buckets") for _ in range(50)))
+        return [r.status_code for r in rs]
+
+    assert set(asyncio.run(run())) == {200}
