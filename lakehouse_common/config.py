@@ -283,9 +283,7 @@ def load_settings(
     return settings.model_copy(update={"server": server})
 
 
-def _describe(
-    exc: ValidationError, source: str, env_origin: Mapping[tuple[str, ...], str]
-) -> str:
+def _describe(exc: ValidationError, source: str, env_origin: Mapping[tuple[str, ...], str]) -> str:
     lines = []
     for err in exc.errors():
         loc = tuple(str(part) for part in err["loc"])

@@ -20,9 +20,7 @@ class LakehouseError(Exception):
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal"
 
-    def __init__(
-        self, message: str, *, details: Any = None, trace_id: str | None = None
-    ) -> None:
+    def __init__(self, message: str, *, details: Any = None, trace_id: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details = details

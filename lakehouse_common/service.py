@@ -186,9 +186,7 @@ class ServiceMiddleware:
             else:
                 await self.app(scope, receive_wrapper, send_wrapper)
         except Exception as exc:
-            self.log.exception(
-                "unhandled error", path=scope.get("path"), error=type(exc).__name__
-            )
+            self.log.exception("unhandled error", path=scope.get("path"), error=type(exc).__name__)
             if response_started:
                 raise  # the answer is half sent: let the server abort the connection
             response = error_response(

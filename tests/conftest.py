@@ -177,5 +177,3 @@ def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
 
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
-
-

@@ -133,7 +133,8 @@ class TestTraceIds:
 class TestErrorEnvelope:
     async def test_lakehouse_error_status_code_details(self, client: httpx.AsyncClient) -> None:
         body = _assert_envelope(await client.get("/v1/test/missing"), 404, "not_found")
-        assert body["error"] == {"code": "not_found", "message": "no such thing", "details": {"id": "x"}}  # noqa: E501
+        expected = {"code": "not_found", "message": "no such thing", "details": {"id": "x"}}
+        assert body["error"] == expected
         _assert_envelope(await client.get("/v1/test/conflict"), 409, "conflict")
 
     async def test_unknown_route_is_404_envelope(self, client: httpx.AsyncClient) -> None:

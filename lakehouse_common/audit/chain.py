@@ -1,0 +1,387 @@
+"""The per-subject HMAC-chained audit log: append a row, verify a log (SPEC §8).
+
+A log is a JSONL file, one row per line::
+
+    {subject_id, seq, ts, accessor: {daemon, purpose, trace_id}, action, fields, prev_hmac, hmac}
+
+- ``hmac = hex(HMAC-SHA256(key, canonical_bytes(row)))`` where the canonical bytes leave out
+  ``hmac`` itself (:mod:`lakehouse_common.audit.canonical`).
+- ``prev_hmac`` is the previous row's ``hmac``; the first row's is :data:`GENESIS` (64 zeros).
+- ``seq`` is 1-based: the first row has ``seq`` 1 and row *n* of the file has ``seq`` *n*, so a
+  verify error's line number and seq agree on an intact prefix.
+- ``accessor.trace_id`` is always written, ``""`` when unknown (the original Go port's
+  ``omitempty`` dropped it and produced different bytes).
+- ``ts`` is RFC 3339 UTC with all nine nanosecond digits and a ``Z``
+  (:func:`now_rfc3339_nanos`); it is a string and is never re-formatted.
+
+Each stored line is the canonical JSON of the full row (``hmac`` included) plus ``\\n``.
+:func:`append_row` holds an exclusive ``flock`` on the file while it reads the tip from the
+file's tail (no full re-verification), writes the line with one ``write`` and ``fsync``s it, so
+concurrent appenders (threads or processes) neither tear lines nor fork the chain.
+:func:`verify_log` re-canonicalises every **raw stored line** and reports
+``{count, tip, verified, error}``; ``count`` and ``tip`` describe the verified prefix and
+``error`` names the first bad row by 1-based line number and seq.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import hmac as hmac_lib
+import os
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lakehouse_common.audit.canonical import (
+    CanonicalJSONError,
+    RawNumber,
+    canonical_bytes,
+    canonical_json,
+    parse_raw_json,
+)
+from lakehouse_common.audit.keys import MIN_KEY_BYTES, AuditKeyError
+from lakehouse_common.errors import Conflict, InvalidInput, NotFound
+
+__all__ = [
+    "CHAIN_FIELDS",
+    "FIRST_SEQ",
+    "GENESIS",
+    "AuditChainError",
+    "AuditLogNotFound",
+    "AuditRowError",
+    "VerifyResult",
+    "append_row",
+    "build_row",
+    "format_rfc3339_nanos",
+    "now_rfc3339_nanos",
+    "row_hmac",
+    "verify_log",
+]
+
+# SPEC §8: the first row's prev_hmac.
+GENESIS = "0" * 64
+# Decision (documented in the module docstring): seq is 1-based.
+FIRST_SEQ = 1
+# Set by append_row, never by the caller.
+CHAIN_FIELDS = ("seq", "prev_hmac", "hmac")
+
+_HEX64_RE = re.compile(r"[0-9a-f]{64}")
+# RFC 3339 UTC with an optional 1-9 digit fraction (rows we write always carry 9 digits; rows
+# from the original Rust system may carry 0, 3, 6 or 9).
+_TS_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?Z")
+_TAIL_CHUNK = 8192
+
+
+class AuditRowError(InvalidInput):
+    """A row handed to :func:`append_row` does not have the SPEC §8 shape."""
+
+
+class AuditChainError(Conflict):
+    """The log's current tip is unusable (torn last line, bad row, other key): no append."""
+
+
+class AuditLogNotFound(NotFound):
+    """The audit log file to verify does not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """Outcome of :func:`verify_log`; :meth:`as_dict` is the wire shape (SPEC §8).
+
+    ``count`` and ``tip`` describe the verified prefix (all rows when ``verified``);
+    ``line`` is the 1-based line number of the first bad row, ``None`` when verified.
+    """
+
+    count: int
+    tip: str
+    verified: bool
+    error: str | None
+    line: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "tip": self.tip,
+            "verified": self.verified,
+            "error": self.error,
+        }
+
+
+def row_hmac(key: bytes, canonical: bytes) -> str:
+    """Lowercase hex HMAC-SHA256 of a row's canonical bytes."""
+    return hmac_lib.new(key, canonical, hashlib.sha256).hexdigest()
+
+
+def format_rfc3339_nanos(unix_ns: int) -> str:
+    """RFC 3339 UTC with all nine nanosecond digits, e.g. ``2026-05-02T09:14:03.461439210Z``."""
+    secs, nanos = divmod(unix_ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{nanos:09d}Z"
+
+
+def now_rfc3339_nanos() -> str:
+    """The current time as :func:`format_rfc3339_nanos` writes it."""
+    return format_rfc3339_nanos(time.time_ns())
+
+
+def build_row(
+    subject_id: str,
+    *,
+    daemon: str,
+    purpose: str,
+    action: str,
+    fields: Any,
+    trace_id: str = "",
+    ts: str | None = None,
+) -> dict[str, Any]:
+    """A row without its chain fields, ready for :func:`append_row` (``ts`` defaults to now)."""
+    return {
+        "subject_id": subject_id,
+        "ts": ts if ts is not None else now_rfc3339_nanos(),
+        "accessor": {"daemon": daemon, "purpose": purpose, "trace_id": trace_id},
+        "action": action,
+        "fields": fields,
+    }
+
+
+def _check_key(key: bytes) -> None:
+    if len(key) < MIN_KEY_BYTES:
+        raise AuditKeyError(f"audit key is {len(key)} bytes, at least {MIN_KEY_BYTES} required")
+
+
+def _check_row_shape(row: Mapping[str, Any]) -> None:
+    if not isinstance(row, Mapping):
+        raise AuditRowError(f"an audit row is an object, got {type(row).__name__}")
+    chain = [name for name in CHAIN_FIELDS if name in row]
+    if chain:
+        raise AuditRowError(f"the chain sets {', '.join(chain)}; the row must not carry them")
+    missing = [
+        name for name in ("subject_id", "ts", "accessor", "action", "fields") if name not in row
+    ]
+    if missing:
+        raise AuditRowError(f"row is missing {', '.join(missing)}")
+    for name in ("subject_id", "ts", "action"):
+        if not isinstance(row[name], str):
+            raise AuditRowError(f"{name} must be a string")
+    if not row["subject_id"]:
+        raise AuditRowError("subject_id must not be empty")
+    if not _TS_RE.fullmatch(row["ts"]):
+        raise AuditRowError(f"ts must be RFC 3339 UTC ending in Z, got {row['ts']!r}")
+    accessor = row["accessor"]
+    if not isinstance(accessor, Mapping):
+        raise AuditRowError("accessor must be an object {daemon, purpose, trace_id}")
+    for name in ("daemon", "purpose", "trace_id"):
+        # trace_id is required even when unknown ("" then): dropping it changes the bytes.
+        if not isinstance(accessor.get(name), str):
+            raise AuditRowError(f"accessor.{name} must be a string (trace_id is '' when unknown)")
+
+
+def _open_locked(path: Path, flags: int, operation: int) -> int:
+    """Open ``path`` and flock it, retrying if the file was replaced while we waited."""
+    while True:
+        fd = os.open(path, flags | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, operation)
+            held = os.fstat(fd)
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                current = None
+            if current is not None and (current.st_dev, current.st_ino) == (
+                held.st_dev,
+                held.st_ino,
+            ):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+def _read_last_line(fd: int, size: int) -> bytes:
+    """The file's last line (with its newline, if any), reading backwards from the end."""
+    buf = b""
+    pos = size
+    while pos > 0:
+        step = min(_TAIL_CHUNK, pos)
+        pos -= step
+        buf = os.pread(fd, step, pos) + buf
+        cut = buf.rfind(b"\n", 0, len(buf) - 1)
+        if cut != -1:
+            return buf[cut + 1 :]
+    return buf
+
+
+def _read_tip(fd: int, size: int, key: bytes) -> tuple[str, int]:
+    """``(hmac, seq)`` of the last row, checked under ``key``; refuses a torn or foreign tip."""
+    if size == 0:
+        return GENESIS, FIRST_SEQ - 1
+    last = _read_last_line(fd, size)
+    if not last.endswith(b"\n"):
+        raise AuditChainError(
+            "the log's last line has no trailing newline (torn write); repair it before appending"
+        )
+    try:
+        row = parse_raw_json(last)
+    except CanonicalJSONError as exc:
+        raise AuditChainError(f"the log's last row is unreadable: {exc.message}") from exc
+    if not isinstance(row, dict):
+        raise AuditChainError("the log's last line is not a JSON object")
+    tip = row.get("hmac")
+    seq = row.get("seq")
+    if not isinstance(tip, str) or not _HEX64_RE.fullmatch(tip):
+        raise AuditChainError("the log's last row has no valid hmac")
+    if not isinstance(seq, RawNumber) or not seq.is_integer_literal() or len(seq.literal) > 30:
+        raise AuditChainError("the log's last row has no usable integer seq")
+    try:
+        computed = row_hmac(key, canonical_bytes(row))
+    except CanonicalJSONError as exc:
+        raise AuditChainError(f"the log's last row is unreadable: {exc.message}") from exc
+    if not hmac_lib.compare_digest(computed, tip):
+        raise AuditChainError(
+            "the log's last row does not verify under this key (altered, or another key)"
+        )
+    return tip, int(seq)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def append_row(
+    path: str | os.PathLike[str], key: bytes, row_without_chain_fields: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Append one row to the log at ``path`` (created if absent) and return the stored row.
+
+    Sets ``seq`` and ``prev_hmac`` from the current tip, computes ``hmac``, writes one line and
+    fsyncs it, all under an exclusive ``flock``. Raises :class:`AuditRowError` for a malformed
+    row, :class:`AuditKeyError` for a short key and :class:`AuditChainError` when the tip is
+    torn, unreadable or does not verify under ``key``. A failed write is truncated away.
+    """
+    _check_key(key)
+    _check_row_shape(row_without_chain_fields)
+    log_path = Path(path)
+    fd = _open_locked(log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, fcntl.LOCK_EX)
+    try:
+        size = os.fstat(fd).st_size
+        prev_hmac, last_seq = _read_tip(fd, size, key)
+        row: dict[str, Any] = dict(row_without_chain_fields)
+        row["seq"] = last_seq + 1
+        row["prev_hmac"] = prev_hmac
+        row["hmac"] = row_hmac(key, canonical_bytes(row))
+        line = canonical_json(row) + b"\n"
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except BaseException:
+            # Never leave half a row behind: the next append would refuse a torn tip.
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                pass
+            raise
+        if size == 0:
+            _fsync_dir(log_path.parent)
+        return row
+    finally:
+        os.close(fd)  # also releases the flock
+
+
+class _BadRow(Exception):
+    def __init__(self, why: str, seq: str = "?") -> None:
+        super().__init__(why)
+        self.why = why
+        self.seq = seq
+
+
+def _verify_line(line: bytes, key: bytes, prev: str, expected_seq: int) -> str:
+    """Check one stored line; returns its hmac or raises :class:`_BadRow`."""
+    if not line.endswith(b"\n"):
+        raise _BadRow("final line has no trailing newline (torn or partial write)")
+    if not line.strip():
+        raise _BadRow("blank line")
+    try:
+        row = parse_raw_json(line)
+    except CanonicalJSONError as exc:
+        raise _BadRow(f"not a valid row: {exc.message}") from exc
+    if not isinstance(row, dict):
+        raise _BadRow("not a JSON object")
+    seq = row.get("seq")
+    seq_text = seq.literal if isinstance(seq, RawNumber) else "?"
+    stored = row.get("hmac")
+    if not isinstance(stored, str) or not _HEX64_RE.fullmatch(stored):
+        raise _BadRow("hmac missing or not 64 lowercase hex digits", seq_text)
+    # ``row`` came from parse_raw_json: numbers and strings are the stored text, byte for byte.
+    try:
+        computed = row_hmac(key, canonical_bytes(row))
+    except CanonicalJSONError as exc:
+        raise _BadRow(f"not a valid row: {exc.message}", seq_text) from exc
+    if not hmac_lib.compare_digest(computed, stored):
+        raise _BadRow("hmac mismatch (row altered, or signed with another key)", seq_text)
+    link = row.get("prev_hmac")
+    if link != prev:
+        found = link[:16] + "..." if isinstance(link, str) else repr(link)
+        raise _BadRow(
+            f"prev_hmac {found} does not link to the previous row's hmac {prev[:16]}... "
+            "(row deleted, inserted or reordered)",
+            seq_text,
+        )
+    if not isinstance(seq, RawNumber) or not seq.is_integer_literal():
+        raise _BadRow("seq missing or not an integer", seq_text)
+    # Compare literals: no int() of an arbitrarily long stored number.
+    if seq.literal != str(expected_seq):
+        raise _BadRow(f"seq {seq.literal} out of order, expected {expected_seq}", seq_text)
+    return stored
+
+
+def verify_log(path: str | os.PathLike[str], key: bytes) -> VerifyResult:
+    """Verify the chain of the log at ``path`` from its raw stored lines.
+
+    An empty file verifies with count 0 and tip :data:`GENESIS`. The file's size is taken under
+    a shared ``flock`` (appends hold it exclusively until their line is fsynced), so a
+    verification running beside appenders never sees half a row. Raises
+    :class:`AuditLogNotFound` when the file does not exist and :class:`AuditKeyError` for a
+    short key.
+    """
+    _check_key(key)
+    log_path = Path(path)
+    try:
+        handle = log_path.open("rb")
+    except FileNotFoundError as exc:
+        raise AuditLogNotFound(f"audit log {str(log_path)!r} does not exist") from exc
+    with handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
+        try:
+            remaining = os.fstat(handle.fileno()).st_size
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        tip = GENESIS
+        count = 0
+        line_no = 0
+        while remaining > 0:
+            line = handle.readline(remaining)
+            if not line:
+                break
+            remaining -= len(line)
+            line_no += 1
+            try:
+                tip = _verify_line(line, key, tip, FIRST_SEQ + count)
+            except _BadRow as bad:
+                return VerifyResult(
+                    count=count,
+                    tip=tip,
+                    verified=False,
+                    error=f"line {line_no} (seq {bad.seq}): {bad.why}",
+                    line=line_no,
+                )
+            count += 1
+    return VerifyResult(count=count, tip=tip, verified=True, error=None)

@@ -1,0 +1,27 @@
+"""The ``lakehouse`` command line: one typer app, one sub-app per area (SPEC §7, §8, §9).
+
+Each area keeps its commands in its own module and is registered here, so adding an area
+(``stack``, ``distill``, …) is one ``add_typer`` line. Nothing runs at import time; the console
+script ``lakehouse`` (pyproject) and ``python -m lakehouse_common.cli`` both call :data:`app`.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from lakehouse_common.audit.cli import audit_app
+from lakehouse_common.cli_stack import stack_app
+
+app = typer.Typer(
+    name="lakehouse",
+    help="Lakehouse operator commands.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(audit_app, name="audit")
+app.add_typer(stack_app, name="stack")
+
+
+if __name__ == "__main__":
+    app()
