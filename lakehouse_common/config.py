@@ -148,6 +148,31 @@ class ClientSettings(_Section):
     connect_retries: int = Field(default=2, ge=0)
 
 
+class IngestSettings(_Section):
+    """`[ingest]`: ingestd (SPEC §4)."""
+
+    # At most this many `{row, column, reason}` entries in a rejected ingest's details.
+    max_reported_errors: int = Field(default=100, gt=0)
+    # Rows per Parquet row group / per conversion batch: bounds memory while converting.
+    batch_rows: int = Field(default=65536, gt=0)
+    # Rows per output Parquet file (`part-NNNNN.parquet`).
+    rows_per_file: int = Field(default=1_000_000, gt=0)
+    zstd_level: int = Field(default=3, ge=1, le=22)
+
+
+class QuerySettings(_Section):
+    """`[query]`: queryd's sandbox limits (SPEC §4)."""
+
+    default_row_limit: int = Field(default=10_000, gt=0)
+    max_row_limit: int = Field(default=1_000_000, gt=0)
+    timeout_s: float = Field(default=30.0, gt=0)
+    # DuckDB resources: threads and memory (e.g. "2GB").
+    threads: int = Field(default=2, gt=0)
+    memory_limit: str = "2GB"
+    # Seconds a catalog listing is trusted before queryd asks catalogd again.
+    catalog_refresh_s: float = Field(default=1.0, ge=0)
+
+
 class AuditSettings(_Section):
     """`[audit]`: the HMAC key of the subject audit chains (SPEC §8)."""
 
@@ -161,6 +186,8 @@ class LakehouseSettings(_Section):
     storage: StorageSettings = StorageSettings()
     gateway: GatewaySettings = GatewaySettings()
     client: ClientSettings = ClientSettings()
+    ingest: IngestSettings = IngestSettings()
+    query: QuerySettings = QuerySettings()
     audit: AuditSettings = AuditSettings()
 
     # Where the settings came from, for messages; not a configurable key.

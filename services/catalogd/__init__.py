@@ -1,0 +1,1 @@
+"""catalogd (SPEC §4): versioned dataset manifests, persisted through the Store."""

@@ -1,0 +1,215 @@
+"""catalogd dataset versions against real daemons, on both Store backends."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from lakehouse_common.contracts.catalog import manifest_key, part_key
+from lakehouse_common.store import Store
+from lakehouse_common.store.settings import store_from_settings
+from tests.conftest import LiveStack, S3Server
+
+
+@pytest.fixture(scope="module", params=["fs", "s3"])
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveStack]:
+    extra: dict[str, dict[str, Any]] = {}
+    if request.param == "s3":
+        s3: S3Server = request.getfixturevalue("s3_server")
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+        extra["storage"] = {"backend": "s3"}
+        extra["storage.s3"] = {
+            "endpoint_url": s3.endpoint,
+            "bucket_prefix": f"c{secrets.token_hex(3)}-",
+        }
+    live = LiveStack.create(tmp_path_factory.mktemp(f"catalogd-{request.param}"), extra)
+    live.start("catalogd", "storaged", "gateway")
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+@pytest.fixture(scope="module")
+def store(stack: LiveStack) -> Iterator[Store]:
+    with store_from_settings(stack.settings) as s:
+        yield s
+
+
+@pytest.fixture
+def gw(stack: LiveStack) -> Iterator[httpx.Client]:
+    with stack.client("gateway") as client:
+        yield client
+
+
+def dataset_name() -> str:
+    return f"ds_{secrets.token_hex(4)}"
+
+
+def commit_body(store: Store, name: str, version: int, rows: int = 3) -> dict[str, Any]:
+    """A real data file in the store and the commit that describes it."""
+    data = os.urandom(64)
+    key = part_key(name, version, 0)
+    store.put_bytes("lakehouse", key, data)
+    return {
+        "version": version,
+        "schema": [{"name": "id", "type": "VARCHAR"}, {"name": "n", "type": "BIGINT"}],
+        "files": [
+            {
+                "key": key,
+                "rows": rows,
+                "bytes": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
+        ],
+        "row_count": rows,
+        "source": {"format": "test"},
+    }
+
+
+def commit(gw: httpx.Client, name: str, body: dict[str, Any]) -> httpx.Response:
+    return gw.post(f"/v1/catalog/datasets/{name}/versions", json=body)
+
+
+class TestCommitVersion:
+    def test_first_commit_answers_the_manifest(self, gw: httpx.Client, store: Store) -> None:
+        name = dataset_name()
+        resp = commit(gw, name, commit_body(store, name, 1))
+        assert resp.status_code == 201, resp.text
+        manifest = resp.json()
+        assert manifest["name"] == name
+        assert manifest["version"] == 1
+        assert manifest["row_count"] == 3
+        assert manifest["schema"][0] == {"name": "id", "type": "VARCHAR"}
+        assert manifest["created_at"]
+
+    def test_manifest_is_persisted_in_the_store(self, gw: httpx.Client, store: Store) -> None:
+        name = dataset_name()
+        commit(gw, name, commit_body(store, name, 1))
+        assert store.head("lakehouse", manifest_key(name, 1)).size > 0
+
+    def test_recommitting_a_version_is_409(self, gw: httpx.Client, store: Store) -> None:
+        name = dataset_name()
+        body = commit_body(store, name, 1)
+        assert commit(gw, name, body).status_code == 201
+        resp = commit(gw, name, body)
+        assert resp.status_code == 409
+        assert resp.json()["error"]["details"]["expected_version"] == 2
+
+    def test_skipping_a_version_is_409(self, gw: httpx.Client, store: Store) -> None:
+        name = dataset_name()
+        resp = commit(gw, name, commit_body(store, name, 2))
+        assert resp.status_code == 409
+        assert resp.json()["error"]["details"]["expected_version"] == 1
+
+    def test_concurrent_commits_of_one_version_have_one_winner(
+        self, stack: LiveStack, store: Store
+    ) -> None:
+        name = dataset_name()
+        body = commit_body(store, name, 1)
+        statuses: list[int] = []
+        barrier = threading.Barrier(8)
+
+        def race() -> None:
+            with stack.client("catalogd") as c:
+                barrier.wait()
+                statuses.append(commit(c, name, body).status_code)
+
+        threads = [threading.Thread(target=race) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(statuses) == [201] + [409] * 7
+
+    def test_files_missing_from_the_store_are_422(self, gw: httpx.Client, store: Store) -> None:
+        name = dataset_name()
+        body = commit_body(store, name, 1)
+        body["files"][0]["key"] = "datasets/nowhere/part-00000.parquet"
+        resp = commit(gw, name, body)
+        assert resp.status_code == 422
+        assert "not in the store" in resp.json()["error"]["message"]
+        assert gw.get(f"/v1/catalog/datasets/{name}").status_code == 404
+
+    def test_row_count_mismatch_is_422(self, gw: httpx.Client, store: Store) -> None:
+        name = dataset_name()
+        body = commit_body(store, name, 1)
+        body["row_count"] = 99
+        assert commit(gw, name, body).status_code == 422
+
+    def test_wrong_sha256_is_422(self, gw: httpx.Client, store: Store) -> None:
+        name = dataset_name()
+        body = commit_body(store, name, 1)
+        body["files"][0]["sha256"] = "0" * 64
+        assert commit(gw, name, body).status_code == 422
+
+    @pytest.mark.parametrize("bad", ["Workers", "1abc", "a__b", "a-b", "x_", "a" * 64])
+    def test_bad_dataset_name_is_400(self, gw: httpx.Client, store: Store, bad: str) -> None:
+        resp = commit(gw, bad, commit_body(store, "placeholder", 1))
+        assert resp.status_code == 400
+        assert resp.json()["error"]["code"] == "invalid_input"
+
+    @pytest.mark.parametrize(
+        "mutate",
+        [
+            lambda b: b.pop("schema"),
+            lambda b: b.update(version=0),
+            lambda b: b.update(row_count=-1),
+            lambda b: b["files"][0].update(sha256="xyz"),
+        ],
+    )
+    def test_malformed_body_is_422(self, gw: httpx.Client, store: Store, mutate: Any) -> None:
+        name = dataset_name()
+        body = commit_body(store, name, 1)
+        mutate(body)
+        resp = commit(gw, name, body)
+        assert resp.status_code == 422
+        assert resp.json()["error"]["code"] == "invalid_request"
+
+
+class TestReadDatasets:
+    def test_latest_versions_and_history(self, gw: httpx.Client, store: Store) -> None:
+        name = dataset_name()
+        for v in (1, 2, 3):
+            assert commit(gw, name, commit_body(store, name, v, rows=v)).status_code == 201
+        detail = gw.get(f"/v1/catalog/datasets/{name}").json()
+        assert detail["versions"] == [1, 2, 3]
+        assert detail["latest"]["version"] == 3
+        history = gw.get(f"/v1/catalog/datasets/{name}/versions").json()
+        assert [m["row_count"] for m in history["versions"]] == [1, 2, 3]
+        assert history["count"] == 3
+        v2 = gw.get(f"/v1/catalog/datasets/{name}/versions/2").json()
+        assert v2["version"] == 2
+        listed = {d["name"]: d for d in gw.get("/v1/catalog/datasets").json()["datasets"]}
+        assert listed[name]["latest_version"] == 3
+        assert listed[name]["row_count"] == 3
+
+    def test_unknown_dataset_is_404(self, gw: httpx.Client) -> None:
+        assert gw.get(f"/v1/catalog/datasets/{dataset_name()}").status_code == 404
+        assert gw.get(f"/v1/catalog/datasets/{dataset_name()}/versions").status_code == 404
+
+    def test_unknown_version_is_404(self, gw: httpx.Client, store: Store) -> None:
+        name = dataset_name()
+        commit(gw, name, commit_body(store, name, 1))
+        resp = gw.get(f"/v1/catalog/datasets/{name}/versions/7")
+        assert resp.status_code == 404
+        assert gw.get(f"/v1/catalog/datasets/{name}/versions/0").status_code == 422
+
+    def test_catalog_survives_restart(self, stack: LiveStack, store: Store) -> None:
+        name = dataset_name()
+        with stack.client("catalogd") as c:
+            assert commit(c, name, commit_body(store, name, 1)).status_code == 201
+        stack.stop()
+        stack.start("catalogd", "storaged", "gateway")
+        with stack.client("gateway") as c:
+            assert c.get(f"/v1/catalog/datasets/{name}").json()["latest"]["version"] == 1
