@@ -6,6 +6,8 @@ lifecycle is exercised by every test that needs a live daemon.
 
 from __future__ import annotations
 
+import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -173,6 +175,20 @@ def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     return s3_server
+
+
+def backend_config(request: pytest.FixtureRequest, backend: str) -> dict[str, dict[str, Any]]:
+    """Config sections that put a stack's Store on `backend` (`fs`, or `s3` on the session's
+    real S3 server with a bucket prefix of its own)."""
+    if backend == "fs":
+        return {}
+    s3: S3Server = request.getfixturevalue("s3_server")
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    return {
+        "storage": {"backend": "s3"},
+        "storage.s3": {"endpoint_url": s3.endpoint, "bucket_prefix": f"t{secrets.token_hex(3)}-"},
+    }
 
 
 def repo_root() -> Path:

@@ -15,23 +15,14 @@ import pytest
 from lakehouse_common.contracts.catalog import manifest_key, part_key
 from lakehouse_common.store import Store
 from lakehouse_common.store.settings import store_from_settings
-from tests.conftest import LiveStack, S3Server
+from tests.conftest import LiveStack, backend_config
 
 
 @pytest.fixture(scope="module", params=["fs", "s3"])
 def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveStack]:
-    extra: dict[str, dict[str, Any]] = {}
-    if request.param == "s3":
-        s3: S3Server = request.getfixturevalue("s3_server")
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-        extra["storage"] = {"backend": "s3"}
-        extra["storage.s3"] = {
-            "endpoint_url": s3.endpoint,
-            "bucket_prefix": f"c{secrets.token_hex(3)}-",
-        }
+    extra = backend_config(request, request.param)
     live = LiveStack.create(tmp_path_factory.mktemp(f"catalogd-{request.param}"), extra)
     live.start("catalogd", "storaged", "gateway")
     try:

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from lakehouse_common.tracing import TRACE_HEADER
-from tests.conftest import LiveStack, S3Server
+from tests.conftest import LiveStack, backend_config
 
 MAX_BODY = 8 * 1024 * 1024
 
@@ -28,16 +28,7 @@ MAX_BODY = 8 * 1024 * 1024
 def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveStack]:
-    extra: dict[str, dict[str, Any]] = {"server": {"max_body_bytes": MAX_BODY}}
-    if request.param == "s3":
-        s3: S3Server = request.getfixturevalue("s3_server")
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-        extra["storage"] = {"backend": "s3"}
-        extra["storage.s3"] = {
-            "endpoint_url": s3.endpoint,
-            "bucket_prefix": f"t{secrets.token_hex(3)}-",
-        }
+    extra = {"server": {"max_body_bytes": MAX_BODY}, **backend_config(request, request.param)}
     live = LiveStack.create(tmp_path_factory.mktemp(f"storaged-{request.param}"), extra)
     live.start("storaged", "gateway")
     try:
