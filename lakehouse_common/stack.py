@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from lakehouse_common.config import CONFIG_ENV, REPO_ROOT, LakehouseSettings
-from lakehouse_common.topology import DAEMONS, Daemon, installed_daemons
+from lakehouse_common.config import CONFIG_ENV, REPO_ROOT, LakehouseSettings, load_settings
+from lakehouse_common.topology import DAEMON_NAMES, DAEMONS, Daemon, installed_daemons
 
 Echo = Callable[[str], None]
 
@@ -48,6 +50,46 @@ class DaemonStatus:
     pid: int | None
     running: bool
     health: str
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now (for throwaway stacks: tests, benches)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def ephemeral_config(
+    root: Path, extra: Mapping[str, Mapping[str, Any]] | None = None
+) -> tuple[Path, LakehouseSettings]:
+    """Write `<root>/lakehouse.toml`: every daemon on a free port, data under `<root>/data`.
+
+    `extra` adds or overrides `{section: {key: value}}` (dotted sections such as `storage.s3`).
+    """
+    sections: dict[str, dict[str, Any]] = {
+        "server": {"data_dir": str(root / "data"), "shutdown_grace_s": 2.0},
+        "ports": {name: free_port() for name in DAEMON_NAMES},
+    }
+    for section, values in (extra or {}).items():
+        sections.setdefault(section, {}).update(values)
+    lines = []
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{k} = {_toml_value(v)}" for k, v in values.items())
+        lines.append("")
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "lakehouse.toml"
+    path.write_text("\n".join(lines))
+    return path, load_settings(path, environ={})
 
 
 def run_dir(settings: LakehouseSettings) -> Path:

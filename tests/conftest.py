@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -19,10 +18,18 @@ from typing import Any
 import httpx
 import pytest
 
-from lakehouse_common.config import LakehouseSettings, load_settings
+from lakehouse_common.config import LakehouseSettings
 from lakehouse_common.logging import configure_logging
-from lakehouse_common.stack import log_file, pid_file, read_pid, start_daemon, stop_stack
-from lakehouse_common.topology import BY_NAME, DAEMON_NAMES
+from lakehouse_common.stack import (
+    ephemeral_config,
+    free_port,
+    log_file,
+    pid_file,
+    read_pid,
+    start_daemon,
+    stop_stack,
+)
+from lakehouse_common.topology import BY_NAME
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -31,45 +38,11 @@ def _json_logs() -> None:
     configure_logging("tests", "info")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
-
-
-def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
-    """A TOML config file from `{section: {key: value}}` (dotted section names allowed)."""
-    lines = []
-    for section, values in sections.items():
-        lines.append(f"[{section}]")
-        lines.extend(f"{k} = {_toml_value(v)}" for k, v in values.items())
-        lines.append("")
-    path.write_text("\n".join(lines))
-    return path
-
-
 def stack_config(
     tmp: Path, extra: dict[str, dict[str, Any]] | None = None
 ) -> tuple[Path, LakehouseSettings]:
     """A config with every daemon on a free port and its data dir under `tmp`."""
-    sections: dict[str, dict[str, Any]] = {
-        "server": {"data_dir": str(tmp / "data"), "shutdown_grace_s": 2.0, "log_level": "info"},
-        "ports": {name: free_port() for name in DAEMON_NAMES},
-        "gateway": {"upstream_timeout_s": 10.0},
-    }
-    for section, values in (extra or {}).items():
-        sections.setdefault(section, {}).update(values)
-    path = write_config(tmp / "lakehouse.toml", sections)
-    return path, load_settings(path, environ={})
+    return ephemeral_config(tmp, {"gateway": {"upstream_timeout_s": 10.0}, **(extra or {})})
 
 
 class LiveStack:

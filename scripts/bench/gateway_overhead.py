@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
-import socket
 import statistics
 import sys
 import tempfile
@@ -22,20 +21,13 @@ from pathlib import Path
 import aiohttp
 import httpx
 
-from lakehouse_common.config import load_settings
-from lakehouse_common.stack import start_daemon, stop_stack
-from lakehouse_common.topology import BY_NAME, DAEMON_NAMES
+from lakehouse_common.stack import ephemeral_config, start_daemon, stop_stack
+from lakehouse_common.topology import BY_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = 5
 REQUESTS = 2000
 CONCURRENCY = 10
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _drive(url: str, requests: int, concurrency: int) -> tuple[float, list[float]]:
@@ -63,12 +55,7 @@ async def _drive(url: str, requests: int, concurrency: int) -> tuple[float, list
 
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="lh-bench-") as tmp:
-        cfg = Path(tmp) / "bench.toml"
-        ports = "\n".join(f"{n} = {_free_port()}" for n in DAEMON_NAMES)
-        cfg.write_text(
-            f'[server]\ndata_dir = "{tmp}/data"\nlog_level = "warning"\n\n[ports]\n{ports}\n'
-        )
-        settings = load_settings(cfg, environ={})
+        cfg, settings = ephemeral_config(Path(tmp), {"server": {"log_level": "warning"}})
         try:
             for name in ("storaged", "gateway"):
                 start_daemon(

@@ -3,7 +3,6 @@ moto S3 server process on loopback (SPEC §4: "tested against a real S3-protocol
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from lakehouse_common.stack import free_port
 from lakehouse_common.store import FsStore, S3Store, Store
 
 if TYPE_CHECKING:
@@ -20,13 +20,6 @@ MIB = 1024 * 1024
 # Small multipart settings so the contract suite's multi-MB objects take the multipart path.
 S3_MULTIPART_THRESHOLD = 6 * MIB
 S3_PART_SIZE = 5 * MIB
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="session")

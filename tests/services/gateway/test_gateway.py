@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from lakehouse_common.topology import installed_daemons
 from lakehouse_common.tracing import TRACE_HEADER
 from tests.conftest import LiveStack
 
@@ -142,10 +143,12 @@ class TestUpstreamFailures:
 
 
 class TestAggregateHealth:
-    def test_all_installed_daemons_ok(self, gw: httpx.Client) -> None:
+    def test_every_installed_daemon_is_probed(self, gw: httpx.Client) -> None:
         body = gw.get("/v1/health").json()
-        assert body["status"] == "ok"
+        assert set(body["daemons"]) == {d.name for d in installed_daemons()} - {"gateway"}
         assert body["daemons"]["storaged"]["status"] == "ok"
+        all_ok = all(d["status"] == "ok" for d in body["daemons"].values())
+        assert body["status"] == ("ok" if all_ok else "degraded")
 
     def test_degraded_when_a_daemon_is_down(self, stack: LiveStack, gw: httpx.Client) -> None:
         from lakehouse_common.stack import _stop_process, pid_file, read_pid
@@ -160,7 +163,7 @@ class TestAggregateHealth:
         finally:
             pid_file(stack.settings, "storaged").unlink()
             stack.start("storaged")
-        assert gw.get("/v1/health").json()["status"] == "ok"
+        assert gw.get("/v1/health").json()["daemons"]["storaged"]["status"] == "ok"
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +198,7 @@ class TestBearerAuth:
     def test_right_token_passes_and_is_not_forwarded(self, secured: LiveStack) -> None:
         with secured.client("gateway", headers={"Authorization": "Bearer tok-123456"}) as c:
             assert c.get("/v1/storage/buckets").status_code == 200
-            assert c.get("/v1/health").json()["status"] == "ok"
+            assert c.get("/v1/health").json()["daemons"]["storaged"]["status"] == "ok"
 
 
 def test_concurrent_requests_through_gateway(stack: LiveStack) -> None:
