@@ -60,7 +60,7 @@ _QUIET_PATHS = frozenset({"/health", "/metrics"})
 
 
 class JsonResponse(JSONResponse):
-    """JSON rendered by orjson: compact, UTF-8, fast (FastAPI's JsonResponse is deprecated)."""
+    """JSON rendered by orjson: compact, UTF-8, fast (FastAPI's ORJSONResponse is deprecated)."""
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
