@@ -10,6 +10,8 @@ from __future__ import annotations
 import typer
 
 from lakehouse_common.audit.cli import audit_app
+from lakehouse_common.cli_ingest import ingest
+from lakehouse_common.cli_roster import gen_workers
 from lakehouse_common.cli_stack import stack_app
 
 app = typer.Typer(
@@ -21,6 +23,8 @@ app = typer.Typer(
 )
 app.add_typer(audit_app, name="audit")
 app.add_typer(stack_app, name="stack")
+app.command("gen-workers")(gen_workers)
+app.command("ingest")(ingest)
 
 
 if __name__ == "__main__":
