@@ -59,6 +59,13 @@ class Conflict(LakehouseError):
     code = "conflict"
 
 
+class RequestTimeout(LakehouseError):
+    """The work the request asked for ran past its time limit and was stopped (queryd)."""
+
+    status = 408
+    code = "query_timeout"
+
+
 class PayloadTooLarge(LakehouseError):
     status = 413
     code = "payload_too_large"

@@ -59,6 +59,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: every socket stays bound until all are chosen, so the
+    kernel cannot hand the same ephemeral port out twice."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -77,7 +92,7 @@ def ephemeral_config(
     """
     sections: dict[str, dict[str, Any]] = {
         "server": {"data_dir": str(root / "data"), "shutdown_grace_s": 2.0},
-        "ports": {name: free_port() for name in DAEMON_NAMES},
+        "ports": dict(zip(DAEMON_NAMES, free_ports(len(DAEMON_NAMES)), strict=True)),
     }
     for section, values in (extra or {}).items():
         sections.setdefault(section, {}).update(values)

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["gateway_overhead.py"]
+BENCHES = ["gateway_overhead.py", "lake_bench.py"]
 
 
 def main() -> int:
