@@ -94,15 +94,17 @@ class ServiceClient:
         path: str,
         *,
         json: Any = None,
-        data: bytes | None = None,
+        data: Any = None,
         params: Mapping[str, str | int] | None = None,
         headers: Mapping[str, str] | None = None,
         timeout_s: float | None = None,
     ) -> tuple[int, Mapping[str, str], bytes]:
         """Send one request; answer (status, headers, body) for any HTTP status.
 
-        Connection failures raise `UpstreamUnavailable`, timeouts `UpstreamTimeout`, both naming
-        the daemon.
+        `data` is bytes or anything aiohttp streams (an open file, an async iterator of bytes).
+        Only idempotent methods with a replayable body (bytes or none) are retried, and only
+        when the connection could not be made. Connection failures raise
+        `UpstreamUnavailable`, timeouts `UpstreamTimeout`, both naming the daemon.
         """
         url = f"{self.base_url}{path}"
         body = orjson.dumps(json) if json is not None else data
@@ -110,7 +112,9 @@ class ServiceClient:
         if json is not None:
             hdrs.setdefault("Content-Type", "application/json")
         timeout = aiohttp.ClientTimeout(sock_read=timeout_s) if timeout_s else None
-        attempts = 1 + (self.http.settings.connect_retries if method in IDEMPOTENT else 0)
+        replayable = body is None or isinstance(body, bytes)
+        retries = self.http.settings.connect_retries if method in IDEMPOTENT and replayable else 0
+        attempts = 1 + retries
         for attempt in range(attempts):
             try:
                 kwargs: dict[str, Any] = {"data": body, "params": params, "headers": hdrs}
@@ -152,15 +156,20 @@ class ServiceClient:
         status, _, payload = await self.request(
             method, path, json=json, params=params, timeout_s=timeout_s
         )
-        try:
-            decoded = orjson.loads(payload) if payload else None
-        except orjson.JSONDecodeError:
-            decoded = payload[:200].decode("utf-8", "replace")
-        if status >= 400:
-            raise from_envelope(status, decoded)
-        if payload and not isinstance(decoded, dict | list):
-            raise UpstreamError(f"{self.daemon} answered a non-JSON body to {method} {path}")
-        return decoded
+        return decode_answer(self.daemon, status, payload, f"{method} {path}")
 
 
-__all__ = ["HttpClient", "ServiceClient", "LakehouseError", "trace_headers"]
+def decode_answer(daemon: str, status: int, payload: bytes, what: str) -> Any:
+    """A daemon's JSON answer, or the typed error its envelope describes."""
+    try:
+        decoded = orjson.loads(payload) if payload else None
+    except orjson.JSONDecodeError:
+        decoded = payload[:200].decode("utf-8", "replace")
+    if status >= 400:
+        raise from_envelope(status, decoded)
+    if payload and not isinstance(decoded, dict | list):
+        raise UpstreamError(f"{daemon} answered a non-JSON body to {what}")
+    return decoded
+
+
+__all__ = ["HttpClient", "LakehouseError", "ServiceClient", "decode_answer", "trace_headers"]

@@ -28,18 +28,12 @@ from pathlib import Path
 from typing import Any, Final, Literal, get_args
 from urllib.parse import quote
 
-import aiohttp
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from lakehouse_common.contracts.catalog import DatasetManifest
-from lakehouse_common.errors import (
-    UpstreamError,
-    UpstreamTimeout,
-    UpstreamUnavailable,
-    from_envelope,
-)
-from lakehouse_common.http import ServiceClient, trace_headers
+from lakehouse_common.errors import UpstreamError
+from lakehouse_common.http import ServiceClient, decode_answer
 
 AREA = "ingest"
 INGEST = "/v1/ingest"
@@ -224,37 +218,15 @@ class IngestClient:
     async def _post(
         self, dataset: str, body: Any, content_type: str, params: Mapping[str, str]
     ) -> DatasetManifest:
-        # Not `ServiceClient.request`: that one takes bytes, and a file must stream.
-        # An ingest is a POST, so it is never retried.
-        client = self.client
-        url = f"{client.base_url}{ingest_path(dataset)}"
-        headers = trace_headers({"Content-Type": content_type})
-        try:
-            async with client.http.session.post(
-                url, data=body, params=params, headers=headers
-            ) as resp:
-                status, payload = resp.status, await resp.read()
-        except aiohttp.ClientConnectorError as exc:
-            raise UpstreamUnavailable(
-                f"{client.daemon} is unreachable at {client.base_url}: {exc.os_error}",
-                details={"daemon": client.daemon},
-            ) from exc
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise UpstreamTimeout(
-                f"{client.daemon} did not answer the ingest of {dataset!r} in time",
-                details={"daemon": client.daemon},
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamUnavailable(
-                f"{client.daemon} failed during the ingest of {dataset!r}: {exc}",
-                details={"daemon": client.daemon},
-            ) from exc
-        try:
-            decoded = orjson.loads(payload) if payload else None
-        except orjson.JSONDecodeError:
-            decoded = payload[:200].decode("utf-8", "replace")
-        if status >= 400:
-            raise from_envelope(status, decoded)
+        # An ingest is a POST, so it is never retried; a file body streams.
+        status, _, payload = await self.client.request(
+            "POST",
+            ingest_path(dataset),
+            data=body,
+            params=params,
+            headers={"Content-Type": content_type},
+        )
+        decoded = decode_answer(self.client.daemon, status, payload, f"the ingest of {dataset!r}")
         if not isinstance(decoded, dict):
-            raise UpstreamError(f"{client.daemon} answered a non-JSON body to an ingest")
+            raise UpstreamError(f"{self.client.daemon} answered a non-JSON body to an ingest")
         return DatasetManifest.model_validate(decoded)

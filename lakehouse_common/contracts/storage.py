@@ -11,11 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from urllib.parse import quote
 
-import orjson
 from pydantic import BaseModel
 
-from lakehouse_common.errors import from_envelope
-from lakehouse_common.http import ServiceClient
+from lakehouse_common.http import ServiceClient, decode_answer
 from lakehouse_common.store.base import ObjectInfo
 
 AREA = "storage"
@@ -103,12 +101,7 @@ class StorageClient:
         )
         return ObjectList.model_validate(data)
 
-    @staticmethod
-    def _ok(status: int, body: bytes) -> bytes:
+    def _ok(self, status: int, body: bytes) -> bytes:
         if status >= 400:
-            try:
-                decoded = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                decoded = body[:200].decode("utf-8", "replace")
-            raise from_envelope(status, decoded)
+            decode_answer(self.client.daemon, status, body, "a storage call")
         return body
