@@ -101,8 +101,8 @@ def main() -> int:
         + f"\n**gateway / direct throughput ratio: {ratio:.2f}** "
         "(1.0 would be a free hop; SPEC §3 measured an httpx hop at ~0.14 and an aiohttp hop at "
         "~0.82 of a bare endpoint). The object GET itself costs more than the bare /health "
-        "endpoint: it stats and reads the file and its sidecar in one worker-thread hop (objects up "
-        "to 1 MiB are answered in one piece, larger ones stream).\n"
+        "endpoint: it stats and reads the file and its sidecar in one worker-thread hop "
+        "(objects up to 1 MiB are answered in one piece, larger ones stream).\n"
     )
     sys.stdout.write(report.read_text())
     return 0
