@@ -9,7 +9,6 @@ in one run, is the figure to compare.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import platform
 import statistics
@@ -18,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
 import httpx
 
+from lakehouse_common.loadgen import drive
 from lakehouse_common.stack import ephemeral_config, start_daemon, stop_stack
 from lakehouse_common.topology import BY_NAME
 
@@ -28,29 +27,6 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNS = 5
 REQUESTS = 2000
 CONCURRENCY = 10
-
-
-async def _drive(url: str, requests: int, concurrency: int) -> tuple[float, list[float]]:
-    latencies: list[float] = []
-    remaining = requests
-
-    async with aiohttp.ClientSession() as session:
-
-        async def worker() -> None:
-            nonlocal remaining
-            while remaining > 0:
-                remaining -= 1
-                started = time.perf_counter()
-                async with session.get(url) as resp:
-                    await resp.read()
-                    if resp.status != 200:
-                        raise RuntimeError(f"{url}: HTTP {resp.status}")
-                latencies.append(time.perf_counter() - started)
-
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - began
-    return requests / elapsed, latencies
 
 
 def main() -> int:
@@ -71,12 +47,12 @@ def main() -> int:
             results: dict[str, list[float]] = {k: [] for k in targets}
             p50: dict[str, list[float]] = {k: [] for k in targets}
             for url in targets.values():  # warm-up
-                asyncio.run(_drive(url, 200, CONCURRENCY))
+                drive(url, requests=200, concurrency=CONCURRENCY)
             for _ in range(RUNS):
                 for name, url in targets.items():
-                    rps, lat = asyncio.run(_drive(url, REQUESTS, CONCURRENCY))
-                    results[name].append(rps)
-                    p50[name].append(statistics.median(lat) * 1000)
+                    run = drive(url, requests=REQUESTS, concurrency=CONCURRENCY)
+                    results[name].append(run.rps)
+                    p50[name].append(run.percentile_ms(50))
         finally:
             stop_stack(settings, grace_s=5, echo=lambda _: None)
 
