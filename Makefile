@@ -17,6 +17,9 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	@# The CPU wheel of torch first (it lies on this machine's disk): with it installed, the
+	@# project's `torch>=2.13,<2.14` is satisfied and pip never pulls a multi-GB CUDA build.
+	$(PY) -m pip install --quiet 'torch==2.13.0'
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 

@@ -173,6 +173,53 @@ class QuerySettings(_Section):
     catalog_refresh_s: float = Field(default=1.0, ge=0)
 
 
+class ProviderSettings(_Section):
+    """`[embed.providers.<name>]` (and later `[chat.providers.<name>]`): one remote provider."""
+
+    base_url: str = ""
+    # The *name* of the environment variable holding the key, never the key itself.
+    api_key_env: str = ""
+    timeout_s: float = Field(default=30.0, gt=0)
+
+
+class EmbedSettings(_Section):
+    """`[embed]`: embedd (SPEC §5)."""
+
+    # A plain model name uses the `local` provider; `ollama/<model>` and
+    # `openai_compatible/<model>` select a remote one.
+    default_model: str = "all-MiniLM-L6-v2"
+    cache_size: int = Field(default=10_000, ge=0)
+    max_texts: int = Field(default=256, gt=0)
+    max_text_chars: int = Field(default=8_000, gt=0)
+    # Micro-batching: concurrent requests wait at most this long to share one model call.
+    batch_wait_ms: float = Field(default=5.0, ge=0)
+    batch_max_texts: int = Field(default=64, gt=0)
+    providers: dict[str, ProviderSettings] = Field(
+        default_factory=lambda: {
+            "ollama": ProviderSettings(base_url="http://127.0.0.1:11434"),
+            "openai_compatible": ProviderSettings(
+                base_url="http://127.0.0.1:8000", api_key_env="OPENAI_API_KEY"
+            ),
+        }
+    )
+
+
+class VectorSettings(_Section):
+    """`[vector]`: vectord's index defaults and durability (SPEC §5)."""
+
+    default_space: Literal["cosine", "l2", "ip"] = "cosine"
+    default_m: int = Field(default=16, gt=1)
+    default_ef_construction: int = Field(default=200, gt=0)
+    default_ef: int = Field(default=128, gt=0)
+    max_k: int = Field(default=1000, gt=0)
+    # Indexes with fewer live items than this are searched exactly (brute force).
+    exact_threshold: int = Field(default=2000, ge=0)
+    initial_capacity: int = Field(default=1024, gt=0)
+    # A background snapshot is taken after this many WAL records or seconds, whichever first.
+    snapshot_every_ops: int = Field(default=50_000, gt=0)
+    snapshot_interval_s: float = Field(default=60.0, gt=0)
+
+
 class AuditSettings(_Section):
     """`[audit]`: the HMAC key of the subject audit chains (SPEC §8)."""
 
@@ -188,6 +235,8 @@ class LakehouseSettings(_Section):
     client: ClientSettings = ClientSettings()
     ingest: IngestSettings = IngestSettings()
     query: QuerySettings = QuerySettings()
+    embed: EmbedSettings = EmbedSettings()
+    vector: VectorSettings = VectorSettings()
     audit: AuditSettings = AuditSettings()
 
     # Where the settings came from, for messages; not a configurable key.

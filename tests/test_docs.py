@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -18,8 +19,13 @@ def _keys(model: type[BaseModel], prefix: str = "") -> list[str]:
         if field.exclude:
             continue
         ann = field.annotation
+        args = get_args(ann)
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             out += _keys(ann, f"{prefix}{name}.")
+        elif (
+            get_origin(ann) is dict and isinstance(args[1], type) and issubclass(args[1], BaseModel)
+        ):
+            out += _keys(args[1], f"{prefix}{name}.<name>.")
         else:
             out.append(f"{prefix}{name}")
     return out

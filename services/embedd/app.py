@@ -1,0 +1,76 @@
+"""embedd app: the service skeleton around the `Embedder` (SPEC §5).
+
+The lifespan loads the local model *before* the daemon serves (measured ~7 s on this 2-core
+machine, most of it importing torch and sentence-transformers), so `/health` answering means
+every model is ready: callers (ingestd's jobs, matrixd) never see a half-started embedd, and the
+stack's start waits for it like for any daemon. A model that cannot load stops the start with
+the reason in the log. Remote providers get their own pooled aiohttp session: unlike the
+daemon-to-daemon `HttpClient` (which passes bodies through compressed), it decompresses what an
+external API sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+import orjson
+from fastapi import FastAPI
+
+from lakehouse_common.config import LakehouseSettings
+from lakehouse_common.errors import LakehouseError
+from lakehouse_common.logging import get_logger
+from lakehouse_common.service import create_service_app
+from services.embedd.providers import PACKAGED_MODELS, REMOTE_KINDS, LocalModel
+from services.embedd.routes import router
+from services.embedd.service import Embedder, EmbedMetrics
+
+
+def create_app(settings: LakehouseSettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        metrics = EmbedMetrics(app.state.metrics.registry)
+        models = [LocalModel(spec) for spec in PACKAGED_MODELS]
+        for model in models:
+            await asyncio.to_thread(model.load)
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=settings.client.pool_size),
+            timeout=aiohttp.ClientTimeout(connect=settings.client.connect_timeout_s),
+            json_serialize=lambda obj: orjson.dumps(obj).decode(),
+        )
+        embedder = Embedder(
+            settings.embed,
+            local={model.name: model for model in models},
+            session=session,
+            metrics=metrics,
+        )
+        try:
+            embedder.resolve(None)
+        except LakehouseError as exc:
+            await session.close()
+            raise RuntimeError(f"embed.default_model: {exc.message}") from None
+        if embedder.ignored_providers:
+            get_logger("lakehouse.embedd").warning(
+                "unknown embed providers ignored",
+                providers=embedder.ignored_providers,
+                known=sorted(REMOTE_KINDS),
+            )
+        app.state.embedder = embedder
+        try:
+            yield
+        finally:
+            await embedder.close()
+            await session.close()
+            for model in reversed(models):
+                model.close()
+
+    return create_service_app(
+        "embedd",
+        settings,
+        routers=[router],
+        lifespan=lifespan,
+        description="Text → unit vectors: local sentence-transformers model, Ollama, "
+        "OpenAI-compatible; LRU cache; micro-batching.",
+    )

@@ -1,0 +1,45 @@
+"""embedd routes (SPEC §5): embed texts; list the models and providers."""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from lakehouse_common.contracts.embed import EmbedRequest, EmbedResponse, ModelsResponse
+from services.embedd.service import Embedder
+
+router = APIRouter(prefix="/v1/embed", tags=["embed"])
+
+
+def _embedder(request: Request) -> Embedder:
+    embedder: Embedder = request.app.state.embedder
+    return embedder
+
+
+@router.post(
+    "",
+    response_model=EmbedResponse,
+    summary="Embed texts into unit-length vectors (cached, micro-batched).",
+)
+async def embed_texts(request: Request, body: EmbedRequest) -> Response:
+    """422 on an empty list, too many or too long texts, a non-string text or an unknown
+    model; 502/504 when a remote provider is down, answers garbage or is too slow."""
+    vectors, model = await _embedder(request).embed(body.texts, body.model)
+    # Serialised straight from the float32 matrix: a pydantic pass over 256 × 384 floats would
+    # cost more than the cached lookup itself.
+    content = orjson.dumps(
+        {"vectors": vectors, "dimension": int(vectors.shape[1]), "model": model},
+        option=orjson.OPT_SERIALIZE_NUMPY,
+    )
+    return Response(content, media_type="application/json")
+
+
+@router.get(
+    "/models",
+    response_model=ModelsResponse,
+    summary="The default model, the local models and the configured remote providers.",
+)
+async def list_models(request: Request) -> ModelsResponse:
+    """Local models are loaded before embedd answers, so every one listed is ready."""
+    return _embedder(request).models()

@@ -1,0 +1,87 @@
+"""One real embedd (+ gateway) for the whole package: the local model loads once (~8 s).
+
+Both remote providers point at one `FakeProviders` server on loopback; the openai_compatible
+key comes from an environment variable the daemon inherits.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LiveStack
+from tests.services.embedd.fake_providers import FakeProviders
+
+API_KEY_ENV = "EMBEDD_TEST_API_KEY"
+API_KEY = "sk-test-0f3c9a1e7b5d2468"
+PROVIDER_TIMEOUT_S = 1.0
+MAX_TEXTS = 32
+MAX_TEXT_CHARS = 500
+CACHE_SIZE = 64
+BATCH_MAX_TEXTS = 16
+# Long enough that 20 requests fired together surely share model calls.
+BATCH_WAIT_MS = 50.0
+
+
+@pytest.fixture(scope="package")
+def fake() -> Iterator[FakeProviders]:
+    server = FakeProviders()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="package")
+def stack(fake: FakeProviders, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    provider = {"base_url": fake.url, "timeout_s": PROVIDER_TIMEOUT_S}
+    extra: dict[str, dict[str, Any]] = {
+        "embed": {
+            "cache_size": CACHE_SIZE,
+            "max_texts": MAX_TEXTS,
+            "max_text_chars": MAX_TEXT_CHARS,
+            "batch_wait_ms": BATCH_WAIT_MS,
+            "batch_max_texts": BATCH_MAX_TEXTS,
+        },
+        "embed.providers.ollama": {**provider, "api_key_env": ""},
+        "embed.providers.openai_compatible": {**provider, "api_key_env": API_KEY_ENV},
+    }
+    previous = os.environ.get(API_KEY_ENV)
+    os.environ[API_KEY_ENV] = API_KEY  # inherited by the daemon process
+    live = LiveStack.create(tmp_path_factory.mktemp("embedd"), extra)
+    try:
+        live.start("embedd", "gateway", timeout_s=120)
+        yield live
+    finally:
+        live.stop()
+        if previous is None:
+            os.environ.pop(API_KEY_ENV, None)
+        else:
+            os.environ[API_KEY_ENV] = previous
+
+
+@pytest.fixture(scope="package")
+def embedd(stack: LiveStack) -> Iterator[httpx.Client]:
+    with stack.client("embedd") as client:
+        yield client
+
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def metric(client: httpx.Client, name: str, **labels: str) -> float:
+    """The value of one sample on /metrics (0 when it has not been emitted yet)."""
+    for line in client.get("/metrics").text.splitlines():
+        match = _SAMPLE.match(line)
+        if match is None or match.group(1) != name:
+            continue
+        if dict(_LABEL.findall(match.group(2) or "")) == labels:
+            return float(match.group(3))
+    return 0.0
