@@ -18,6 +18,7 @@ file, unknown format, invalid dataset name) — the code typer uses for its own 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, cast
@@ -43,6 +44,8 @@ from lakehouse_common.contracts.ingest import (
     FORMATS,
     MEDIA_TYPE_OF_FORMAT,
     MODES,
+    IndexJob,
+    IndexJobRequest,
     IngestErrorDetails,
     IngestFormat,
     IngestMode,
@@ -58,6 +61,11 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2  # the same code click/typer use for usage errors
 UPLOAD_CHUNK = 1024 * 1024
 SHOWN_ROW_ERRORS = 20
+
+
+# The demo roster's defaults for --index (issue 4: "{role} in {city}, {state}. …").
+DEFAULT_TEMPLATE = "{role} in {city}, {state}. Skills: {skills}. Certifications: {certifications}"
+DEFAULT_METADATA = "role,city,state,available"
 
 
 def _fail(reason: str, code: int) -> typer.Exit:
@@ -250,6 +258,24 @@ def ingest(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the manifest as JSON instead of tables.")
     ] = False,
+    index: Annotated[
+        str | None,
+        typer.Option(
+            "--index",
+            help="After ingesting, embed every row into this vectord index (a live bar follows "
+            "the job).",
+            show_default=False,
+        ),
+    ] = None,
+    template: Annotated[
+        str,
+        typer.Option("--template", help="Text rendered per row for --index ({column} fields)."),
+    ] = DEFAULT_TEMPLATE,
+    metadata: Annotated[
+        str,
+        typer.Option("--metadata", help="Comma-separated columns stored as metadata (--index)."),
+    ] = DEFAULT_METADATA,
+    id_column: Annotated[str, typer.Option("--id-column", help="Row id column (--index).")] = "id",
 ) -> None:
     """Ingest a CSV, JSONL or Parquet file as the next version of a dataset (via the gateway)."""
     fmt, ingest_mode = _check_input(file, dataset, format, mode)
@@ -281,3 +307,49 @@ def ingest(
         typer.echo(orjson.dumps(manifest.model_dump(mode="json", by_alias=True)).decode())
     else:
         _print_manifest(manifest)
+    if index is not None:
+        request = IndexJobRequest(
+            index=index,
+            text_template=template,
+            id_column=id_column,
+            metadata_columns=[c.strip() for c in metadata.split(",") if c.strip()],
+            version=manifest.version,
+        )
+        _run_index_job(url, request, headers, timeout)
+
+
+def _run_index_job(
+    ingest_url: str, request: IndexJobRequest, headers: dict[str, str], timeout: float
+) -> None:
+    """Start the index job and follow it with a live bar until it ends; exit 1 if it fails."""
+    auth = {k: v for k, v in headers.items() if k == "Authorization"}
+    base = ingest_url.rsplit("/v1/ingest/", 1)[0]
+    with httpx.Client(timeout=httpx.Timeout(timeout, connect=10.0), headers=auth) as client:
+        resp = client.post(f"{ingest_url}/index", json=request.model_dump(exclude_none=True))
+        if resp.status_code >= 400:
+            _print_error(resp)
+            raise typer.Exit(EXIT_FAILED)
+        job = IndexJob.model_validate_json(resp.content)
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:,.0f}/{task.total:,.0f} rows"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+        )
+        with progress:
+            task = progress.add_task(f"indexing into {job.index}", total=job.total or 1)
+            while job.state in ("queued", "running"):
+                time.sleep(0.5)
+                resp = client.get(f"{base}/v1/ingest/jobs/{job.id}")
+                if resp.status_code >= 400:
+                    _print_error(resp)
+                    raise typer.Exit(EXIT_FAILED)
+                job = IndexJob.model_validate_json(resp.content)
+                progress.update(
+                    task, completed=job.done, description=f"indexing ({job.rows_per_s:,.0f} rows/s)"
+                )
+    if job.state != "succeeded":
+        raise _fail(f"index job {job.id} {job.state}: {job.error}", EXIT_FAILED)
+    typer.echo(f"indexed {job.done} rows into {job.index} ({job.rows_per_s:,.0f} rows/s)")

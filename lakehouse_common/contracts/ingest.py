@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
 from urllib.parse import quote
@@ -156,6 +157,50 @@ class IngestErrorDetails(BaseModel):
             return None
 
 
+# -- index jobs (issue 4): rows → text → embedd → vectord -------------------------------------
+
+INDEX_NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+class IndexJobRequest(BaseModel):
+    """`POST /v1/ingest/{dataset}/index`: render each row of a version through `text_template`
+    (`{column}` placeholders; lists joined with ", "), embed, upsert into `index` keyed by
+    `id_column` with `metadata_columns` as metadata."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: str = Field(pattern=INDEX_NAME_PATTERN)
+    text_template: str = Field(min_length=1, max_length=4000)
+    id_column: str = "id"
+    metadata_columns: list[str] = Field(default_factory=list, max_length=64)
+    batch_size: int = Field(default=64, ge=1, le=256)
+    # The dataset version to index; the latest when omitted.
+    version: int | None = Field(default=None, ge=1)
+
+
+IndexJobState = Literal["queued", "running", "succeeded", "failed"]
+
+
+class IndexJob(BaseModel):
+    """`GET /v1/ingest/jobs/{id}`: where an index job stands."""
+
+    id: str
+    dataset: str
+    version: int
+    index: str
+    state: IndexJobState
+    done: int
+    total: int
+    rows_per_s: float
+    error: str | None
+    created_at: datetime
+
+
+class IndexJobList(BaseModel):
+    jobs: list[IndexJob]
+    count: int
+
+
 class IngestClient:
     """ingestd over HTTP (directly or through the gateway: the paths are the same)."""
 
@@ -230,3 +275,15 @@ class IngestClient:
         if not isinstance(decoded, dict):
             raise UpstreamError(f"{self.client.daemon} answered a non-JSON body to an ingest")
         return DatasetManifest.model_validate(decoded)
+
+    async def start_index_job(self, dataset: str, request: IndexJobRequest) -> IndexJob:
+        data = await self.client.call_json(
+            "POST",
+            f"{ingest_path(dataset)}/index",
+            json=request.model_dump(mode="json", exclude_none=True),
+        )
+        return IndexJob.model_validate(data)
+
+    async def get_job(self, job_id: str) -> IndexJob:
+        data = await self.client.call_json("GET", f"{INGEST}/jobs/{quote(job_id, safe='')}")
+        return IndexJob.model_validate(data)

@@ -9,9 +9,13 @@ from fastapi import FastAPI
 
 from lakehouse_common.config import LakehouseSettings
 from lakehouse_common.contracts.catalog import CatalogClient
+from lakehouse_common.contracts.embed import EmbedClient
+from lakehouse_common.contracts.vectors import VectorClient
 from lakehouse_common.http import HttpClient
 from lakehouse_common.service import create_service_app
 from lakehouse_common.store.settings import store_from_settings
+from services.ingestd.jobs import IndexJobs
+from services.ingestd.retrieval import EmbeddPort, VectordPort
 from services.ingestd.routes import router
 from services.ingestd.service import IngestService
 
@@ -33,9 +37,17 @@ def create_app(settings: LakehouseSettings) -> FastAPI:
         )
         service.clean_spool()
         app.state.ingest = service
+        jobs = IndexJobs(
+            store,
+            settings.storage.default_bucket,
+            EmbeddPort(EmbedClient(http.client_for("embedd", settings.url_of("embedd")))),
+            VectordPort(VectorClient(http.client_for("vectord", settings.url_of("vectord")))),
+        )
+        app.state.index_jobs = jobs
         try:
             yield
         finally:
+            await jobs.close()
             await http.close()
             store.close()
 

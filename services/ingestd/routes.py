@@ -13,6 +13,9 @@ from lakehouse_common.contracts.catalog import DatasetManifest, validate_dataset
 from lakehouse_common.contracts.ingest import (
     FORMATS,
     SOURCE_MEDIA_TYPE,
+    IndexJob,
+    IndexJobList,
+    IndexJobRequest,
     IngestFormat,
     IngestMode,
     IngestSourceRequest,
@@ -28,6 +31,7 @@ from lakehouse_common.errors import (
 )
 from lakehouse_common.store import StagedObject
 from lakehouse_common.store.keys import validate_bucket, validate_key
+from services.ingestd.jobs import IndexJobs
 from services.ingestd.service import IngestOptions, IngestService
 
 router = APIRouter(prefix="/v1/ingest", tags=["ingest"])
@@ -131,3 +135,39 @@ async def ingest_dataset(
             dataset=dataset, format=fmt, mode=mode, required=needed, origin=origin
         )
         return await service.ingest(spool, options)
+
+
+def _jobs(request: Request) -> IndexJobs:
+    jobs: IndexJobs = request.app.state.index_jobs
+    return jobs
+
+
+@router.post(
+    "/{dataset}/index",
+    status_code=202,
+    response_model=IndexJob,
+    summary="Start a job: render each row, embed it through embedd, upsert it into vectord.",
+)
+async def start_index_job(request: Request, dataset: str, body: IndexJobRequest) -> IndexJob:
+    """202 with the job; poll `GET /v1/ingest/jobs/{id}`. 404 for an unknown dataset or
+    version, 422 when the template, id or metadata columns are not in its schema."""
+    validate_dataset_name(dataset)
+    catalog = _service(request).catalog
+    if body.version is None:
+        manifest = (await catalog.get_dataset(dataset)).latest
+    else:
+        manifest = await catalog.get_version(dataset, body.version)
+    return _jobs(request).start(manifest, body)
+
+
+@router.get("/jobs", response_model=IndexJobList, summary="Every index job since ingestd started.")
+async def list_index_jobs(request: Request) -> IndexJobList:
+    """Oldest first."""
+    jobs = _jobs(request).all()
+    return IndexJobList(jobs=jobs, count=len(jobs))
+
+
+@router.get("/jobs/{job_id}", response_model=IndexJob, summary="An index job's state and progress.")
+async def get_index_job(request: Request, job_id: str) -> IndexJob:
+    """404 for an unknown job id."""
+    return _jobs(request).get(job_id)

@@ -1,0 +1,7 @@
+"""`python -m services.vectord`."""
+
+from lakehouse_common.service import run_service
+from services.vectord.app import create_app
+
+if __name__ == "__main__":
+    run_service("vectord", create_app)

@@ -1,0 +1,165 @@
+"""vectord routes (SPEC §5): indexes, upsert/delete/get items, k-NN search.
+
+`add` and `search` parse their body with pydantic's JSON parser straight from bytes (a
+1000 × 384 batch: ~80 ms against ~300 ms for FastAPI's `json.loads` + validation); schema errors
+still answer the shared 422 envelope. Index work runs in the threadpool: the event loop stays
+free while hnswlib (which releases the GIL) and the WAL fsync work.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from lakehouse_common.contracts.vectors import (
+    AddRequest,
+    AddResponse,
+    BatchSearchResponse,
+    CreateIndexRequest,
+    DeleteRequest,
+    DeleteResponse,
+    IndexDeleted,
+    IndexInfo,
+    IndexList,
+    ItemRecord,
+    SearchRequest,
+    SearchResponse,
+)
+from lakehouse_common.service import JsonResponse
+from services.vectord.index import Hit
+from services.vectord.service import VectorService
+
+router = APIRouter(prefix="/v1/vectors", tags=["vectors"])
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _vectors(request: Request) -> VectorService:
+    service: VectorService = request.app.state.vectors
+    return service
+
+
+async def _parse(request: Request, model: type[M]) -> M:
+    raw = await request.body()
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = [
+            {**err, "loc": ("body", *err.get("loc", ()))}
+            for err in exc.errors(include_url=False, include_context=False, include_input=False)
+        ]
+        raise RequestValidationError(errors) from None
+
+
+def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schema}},
+        }
+    }
+
+
+def _hits(hits: list[Hit]) -> list[dict[str, Any]]:
+    return [{"id": h.id, "distance": h.distance, "metadata": h.metadata} for h in hits]
+
+
+@router.put(
+    "/indexes/{name}",
+    response_model=IndexInfo,
+    status_code=201,
+    summary="Create an index (200 when it exists with the same parameters, 409 otherwise).",
+    responses={200: {"model": IndexInfo, "description": "exists with the same parameters"}},
+)
+async def create_index(request: Request, name: str, body: CreateIndexRequest) -> Response:
+    """Omitted `space`/`M`/`ef_construction` take the `[vector]` defaults when creating and
+    match anything when the index exists."""
+    info, created = await run_in_threadpool(_vectors(request).create_index, name, body)
+    return JsonResponse(info.model_dump(mode="json"), status_code=201 if created else 200)
+
+
+@router.get("/indexes", response_model=IndexList, summary="Every index with dim, space, count.")
+async def list_indexes(request: Request) -> IndexList:
+    """Indexes in name order."""
+    indexes = _vectors(request).list_indexes()
+    return IndexList(indexes=indexes, count=len(indexes))
+
+
+@router.get(
+    "/indexes/{name}",
+    response_model=IndexInfo,
+    summary="An index's parameters, counts, capacity and durability state.",
+)
+async def get_index(request: Request, name: str) -> IndexInfo:
+    """404 when there is no such index."""
+    return await run_in_threadpool(_vectors(request).info, name)
+
+
+@router.delete(
+    "/indexes/{name}", response_model=IndexDeleted, summary="Delete an index and its files."
+)
+async def delete_index(request: Request, name: str) -> IndexDeleted:
+    """404 when there is no such index."""
+    await run_in_threadpool(_vectors(request).delete_index, name)
+    return IndexDeleted(name=name)
+
+
+@router.post(
+    "/indexes/{name}/add",
+    response_model=AddResponse,
+    summary="Upsert items: an id already present gets the new vector and metadata.",
+    openapi_extra=_body_schema(AddRequest),
+)
+async def add_items(request: Request, name: str) -> AddResponse:
+    """Acknowledged only once the batch is in the fsync'd write-ahead log."""
+    service = _vectors(request)
+    service.index(name)  # 404 before reading a large body
+    body = await _parse(request, AddRequest)
+    added, updated, count = await run_in_threadpool(service.add, name, body.items)
+    return AddResponse(added=added, updated=updated, count=count)
+
+
+@router.post(
+    "/indexes/{name}/delete",
+    response_model=DeleteResponse,
+    summary="Delete items by id; unknown ids are listed in `not_found`.",
+)
+async def delete_items(request: Request, name: str, body: DeleteRequest) -> DeleteResponse:
+    """Unknown ids are not an error (deleting is idempotent)."""
+    deleted, missing, count = await run_in_threadpool(_vectors(request).delete, name, body.ids)
+    return DeleteResponse(deleted=deleted, not_found=missing, count=count)
+
+
+@router.get(
+    "/indexes/{name}/items/{item_id:path}",
+    response_model=ItemRecord,
+    summary="One item's vector and metadata.",
+)
+async def get_item(request: Request, name: str, item_id: str) -> ItemRecord:
+    """404 when the index or the item does not exist."""
+    vector, metadata = await run_in_threadpool(_vectors(request).get_item, name, item_id)
+    return ItemRecord(id=item_id, vector=vector, metadata=metadata)
+
+
+@router.post(
+    "/indexes/{name}/search",
+    response_model=SearchResponse | BatchSearchResponse,
+    summary="k nearest items to `vector` (one list) or to each of `vectors` (a list per query).",
+    openapi_extra=_body_schema(SearchRequest),
+)
+async def search(request: Request, name: str) -> Response:
+    """`filter` (metadata equality) and `exclude_ids` apply inside the search."""
+    service = _vectors(request)
+    service.index(name)
+    body = await _parse(request, SearchRequest)
+    results = await run_in_threadpool(service.search, name, body)
+    if body.vector is not None:
+        return JsonResponse({"results": _hits(results[0])})
+    return JsonResponse({"results": [_hits(row) for row in results]})

@@ -1,0 +1,110 @@
+"""A hypothesis state machine: random adds, upserts, deletes, searches and crash-reopens of a
+durable index against a dict model. Invariants: same ids, same vectors and metadata, searches
+answer min(k, qualifying) live hits nearest first, capacity never exceeds what live items need."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from services.vectord.durable import DurableIndex
+from services.vectord.index import IndexParams, Tuning
+from tests.services.vectord.test_units import Item
+
+DIM = 4
+IDS = st.sampled_from([f"k{n}" for n in range(24)])
+VECTORS = st.lists(
+    st.floats(-10, 10, allow_nan=False, width=32), min_size=DIM, max_size=DIM
+).filter(lambda v: sum(x * x for x in v) > 1e-3)
+TAGS = st.sampled_from(["a", "b", "c"])
+
+
+class DurableIndexMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tmp = Path(tempfile.mkdtemp(prefix="vectord-prop-"))
+        self.tuning = Tuning(default_ef=32, exact_threshold=8, initial_capacity=4)
+        params = IndexParams("p", DIM, "l2", 8, 50, "2024-01-01T00:00:00+00:00")
+        self.durable = DurableIndex.create(self.tmp / "p", params, self.tuning)
+        self.model: dict[str, tuple[np.ndarray, dict[str, Any]]] = {}
+
+    def teardown(self) -> None:
+        self.durable.wal.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    @rule(
+        batch=st.lists(
+            st.tuples(IDS, VECTORS, TAGS), min_size=1, max_size=6, unique_by=lambda t: t[0]
+        )
+    )
+    def add(self, batch: list[tuple[str, list[float], str]]) -> None:
+        items = [Item(i, v, {"tag": tag}) for i, v, tag in batch]
+        self.durable.add(self.durable.index.prepare_add(items))
+        for i, v, tag in batch:
+            self.model[i] = (np.array(v, dtype=np.float32), {"tag": tag})
+
+    @rule(ids=st.lists(IDS, min_size=1, max_size=5))
+    def delete(self, ids: list[str]) -> None:
+        deleted, missing = self.durable.delete(ids)
+        assert set(deleted) == {i for i in ids if i in self.model}
+        assert set(missing) == {i for i in ids if i not in self.model}
+        for i in ids:
+            self.model.pop(i, None)
+
+    @rule()
+    def snapshot(self) -> None:
+        self.durable.snapshot()
+
+    @rule()
+    def crash_and_reopen(self) -> None:
+        self.durable.wal.close()
+        self.durable = DurableIndex.open(self.tmp / "p", self.tuning)
+
+    @rule(q=VECTORS, k=st.integers(1, 30), tag=st.none() | TAGS, exclude=st.lists(IDS, max_size=4))
+    def search(self, q: list[float], k: int, tag: str | None, exclude: list[str]) -> None:
+        index = self.durable.index
+        hits = index.search(
+            index.prepare_queries([q]), k, filter={"tag": tag} if tag else None, exclude_ids=exclude
+        )[0]
+        qualifying = {
+            i: float(((v - np.array(q, dtype=np.float32)) ** 2).sum())
+            for i, (v, meta) in self.model.items()
+            if (tag is None or meta["tag"] == tag) and i not in exclude
+        }
+        assert len(hits) == min(k, len(qualifying))
+        assert len({h.id for h in hits}) == len(hits)
+        for h in hits:
+            assert h.id in qualifying
+            assert abs(h.distance - qualifying[h.id]) <= 1e-3 * max(1.0, qualifying[h.id])
+        assert [h.distance for h in hits] == sorted(h.distance for h in hits)
+
+    @invariant()
+    def same_items(self) -> None:
+        index = self.durable.index
+        assert sorted(index.ids()) == sorted(self.model)
+        for i, (v, meta) in self.model.items():
+            got, got_meta = index.get(i)
+            np.testing.assert_array_equal(np.array(got, dtype=np.float32), v)
+            assert got_meta == meta
+
+    @invariant()
+    def capacity_is_bounded(self) -> None:
+        stats = self.durable.index.stats()
+        assert stats.count + stats.deleted <= stats.capacity
+        assert stats.capacity <= max(4, 2 * max(stats.count, 1), 2 * len(self.model) + 12)
+
+
+TestDurableIndexMachine = DurableIndexMachine.TestCase
+TestDurableIndexMachine.settings = settings(
+    max_examples=40,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
