@@ -1,0 +1,207 @@
+"""Retrieval figures (issue 4) → reports/retrieval_bench.md; each figure a median of several runs.
+
+- vectord recall@10 against exact (numpy) search at 100k random 384-d unit vectors, default ef;
+- vectord search requests/s over HTTP as a ratio of a bare FastAPI endpoint answering a fixed
+  JSON body of the same size, measured in the same run (goal ≥ 0.5);
+- in-process hnswlib queries/s on the same vectors, for reference;
+- cached `POST /v1/embed` requests/s as a ratio of the same kind of bare endpoint (goal ≥ 0.6);
+- uncached local-model embedding throughput, texts/s at batch 64;
+- vectord's RSS at 100k vectors as a ratio of the raw float32 bytes (goal ≤ 2.0).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import hnswlib
+import httpx
+import numpy as np
+
+from lakehouse_common.loadgen import drive
+from lakehouse_common.stack import ephemeral_config, free_port, start_daemon, stop_stack
+from lakehouse_common.topology import BY_NAME
+
+ROOT = Path(__file__).resolve().parents[2]
+N, DIM, K = 100_000, 384, 10
+QUERIES, RUNS, REQUESTS, CONCURRENCY = 200, 5, 1500, 10
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
+    x = rng.standard_normal((n, DIM)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _bare(size: int) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("bare_server.py")), str(port), str(size)]
+    )
+    url = f"http://127.0.0.1:{port}/fixed"
+    for _ in range(200):
+        try:
+            httpx.get(url, timeout=1)
+            return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise RuntimeError("bare server did not start")
+
+
+def _ratio_runs(
+    target: tuple[str, dict[str, object]], bare: str
+) -> tuple[list[float], list[float]]:
+    url, body = target
+    drive(url, requests=200, concurrency=CONCURRENCY, method="POST", json=body)
+    drive(bare, requests=200, concurrency=CONCURRENCY, method="POST", json=body)
+    ours, base = [], []
+    for _ in range(RUNS):
+        ours.append(
+            drive(url, requests=REQUESTS, concurrency=CONCURRENCY, method="POST", json=body).rps
+        )
+        base.append(
+            drive(bare, requests=REQUESTS, concurrency=CONCURRENCY, method="POST", json=body).rps
+        )
+    return ours, base
+
+
+def main() -> int:
+    rng = np.random.default_rng(7)
+    data = _unit(rng, N)
+    ids = [f"v{i}" for i in range(N)]
+    recall: list[float] = []
+    hnsw_qps: list[float] = []
+    uncached: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="lh-retrieval-bench-") as tmp:
+        cfg, settings = ephemeral_config(Path(tmp), {"server": {"log_level": "warning"}})
+        bare_procs: list[subprocess.Popen[bytes]] = []
+        try:
+            for name in ("embedd", "vectord"):
+                start_daemon(
+                    settings, BY_NAME[name], config_path=cfg, timeout_s=180, echo=lambda _: None
+                )
+            vpid = int((settings.data_dir / "run" / "vectord.pid").read_text().split()[0])
+            vec = httpx.Client(base_url=settings.url_of("vectord"), timeout=600)
+            rss_empty = _rss_mib(vpid)
+            vec.put(
+                "/v1/vectors/indexes/bench", json={"dim": DIM, "space": "cosine"}
+            ).raise_for_status()
+            started = time.perf_counter()
+            for lo in range(0, N, 2000):
+                items = [
+                    {"id": ids[i], "vector": data[i].tolist(), "metadata": {}}
+                    for i in range(lo, min(N, lo + 2000))
+                ]
+                vec.post("/v1/vectors/indexes/bench/add", json={"items": items}).raise_for_status()
+            add_rate = N / (time.perf_counter() - started)
+            time.sleep(1)
+            rss_full = _rss_mib(vpid)
+            raw_mib = N * DIM * 4 / 1024 / 1024
+
+            for run in range(3):
+                queries = _unit(np.random.default_rng(100 + run), QUERIES)
+                exact = np.argsort(-(queries @ data.T), axis=1)[:, :K]
+                hits = 0
+                for q, truth in zip(queries, exact, strict=True):
+                    resp = vec.post(
+                        "/v1/vectors/indexes/bench/search", json={"vector": q.tolist(), "k": K}
+                    )
+                    resp.raise_for_status()
+                    got = {r["id"] for r in resp.json()["results"]}
+                    hits += len(got & {ids[i] for i in truth})
+                recall.append(hits / (QUERIES * K))
+
+            query = {"vector": _unit(np.random.default_rng(5), 1)[0].tolist(), "k": K}
+            size = len(vec.post("/v1/vectors/indexes/bench/search", json=query).content)
+            proc, bare = _bare(size)
+            bare_procs.append(proc)
+            s_ours, s_base = _ratio_runs(
+                (settings.url_of("vectord") + "/v1/vectors/indexes/bench/search", query), bare
+            )
+
+            index = hnswlib.Index(space="cosine", dim=DIM)
+            index.init_index(max_elements=N, M=16, ef_construction=200)
+            index.add_items(data, np.arange(N))
+            index.set_ef(settings.vector.default_ef)
+            qs = _unit(np.random.default_rng(9), 2000)
+            for _ in range(RUNS):
+                t = time.perf_counter()
+                for q in qs:
+                    index.knn_query(q, k=K)
+                hnsw_qps.append(len(qs) / (time.perf_counter() - t))
+
+            emb = httpx.Client(base_url=settings.url_of("embedd"), timeout=600)
+            cached = {"texts": ["Forklift Operator in Aurora, IL"]}
+            emb.post("/v1/embed", json=cached).raise_for_status()
+            esize = len(emb.post("/v1/embed", json=cached).content)
+            proc2, bare2 = _bare(esize)
+            bare_procs.append(proc2)
+            e_ours, e_base = _ratio_runs((settings.url_of("embedd") + "/v1/embed", cached), bare2)
+            for run in range(3):
+                texts = [
+                    f"worker {run}-{i}: welder with OSHA-10 in city {i % 97}" for i in range(64 * 8)
+                ]
+                t = time.perf_counter()
+                for lo in range(0, len(texts), 64):
+                    emb.post("/v1/embed", json={"texts": texts[lo : lo + 64]}).raise_for_status()
+                uncached.append(len(texts) / (time.perf_counter() - t))
+        finally:
+            for proc in bare_procs:
+                proc.terminate()
+                proc.wait()
+            stop_stack(settings, grace_s=5, echo=lambda _: None)
+
+    med = statistics.median
+    raw = raw_mib
+
+    def runs(xs: list[float]) -> str:
+        return ", ".join(f"{x:,.0f}" for x in xs)
+
+    report = ROOT / "reports" / "retrieval_bench.md"
+    report.write_text(
+        "# Retrieval benchmark\n\n"
+        "Generated by `make bench` (scripts/bench/retrieval_bench.py) on "
+        f"{time.strftime('%Y-%m-%d')}: "
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"hnswlib {getattr(hnswlib, '__version__', '0.8')}; {N:,} random {DIM}-d unit vectors, "
+        f"cosine, M=16, ef_construction=200, ef={settings.vector.default_ef} (default); load at "
+        f"concurrency {CONCURRENCY}, {REQUESTS} requests per run, {RUNS} runs; client and daemons "
+        "share the machine.\n\n"
+        "| figure | median | goal | runs |\n|---|---|---|---|\n"
+        f"| vectord recall@10 vs exact | {med(recall):.4f} | ≥ 0.97 | "
+        f"{', '.join(f'{r:.4f}' for r in recall)} |\n"
+        f"| vectord search req/s (HTTP) | {med(s_ours):,.0f} | | {runs(s_ours)} |\n"
+        f"| bare FastAPI, same {size}-byte body, req/s | {med(s_base):,.0f} | | "
+        f"{runs(s_base)} |\n"
+        f"| **search / bare ratio** | **{med(s_ours) / med(s_base):.2f}** | ≥ 0.5 | |\n"
+        f"| in-process hnswlib queries/s (one thread) | {med(hnsw_qps):,.0f} | | "
+        f"{runs(hnsw_qps)} |\n"
+        f"| cached /v1/embed req/s | {med(e_ours):,.0f} | | {runs(e_ours)} |\n"
+        f"| bare FastAPI, same {esize}-byte body, req/s | {med(e_base):,.0f} | | "
+        f"{runs(e_base)} |\n"
+        f"| **cached embed / bare ratio** | **{med(e_ours) / med(e_base):.2f}** | ≥ 0.6 | |\n"
+        f"| uncached local model, texts/s at batch 64 | {med(uncached):,.0f} | | "
+        f"{runs(uncached)} |\n"
+        f"| vectord adds over HTTP (batches of 2000), vectors/s | {add_rate:,.0f} | | |\n"
+        f"| vectord RSS at 100k: {rss_full:,.0f} MiB (empty: {rss_empty:,.0f} MiB); raw "
+        f"float32 {raw:,.0f} MiB | **{rss_full / raw:.2f}×** (index alone "
+        f"{(rss_full - rss_empty) / raw:.2f}×) | ≤ 2.0 | |\n"
+    )
+    sys.stdout.write(report.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
