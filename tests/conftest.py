@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,15 @@ class LiveStack:
 
     def stop(self) -> None:
         stop_stack(self.settings, grace_s=5.0, echo=lambda _: None)
+
+    @contextmanager
+    def running(self, *names: str, timeout_s: float = 60.0) -> Iterator[LiveStack]:
+        """Start `names`, and stop everything this stack started when the block ends."""
+        try:
+            self.start(*names, timeout_s=timeout_s)
+            yield self
+        finally:
+            self.stop()
 
     def pid(self, name: str) -> int:
         record = read_pid(pid_file(self.settings, name))

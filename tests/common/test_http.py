@@ -20,11 +20,8 @@ from tests.conftest import LiveStack, free_port
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     live = LiveStack.create(tmp_path_factory.mktemp("http"))
-    live.start("storaged")
-    try:
+    with live.running("storaged"):
         yield live
-    finally:
-        live.stop()
 
 
 async def test_typed_client_round_trip_and_typed_errors(stack: LiveStack) -> None:

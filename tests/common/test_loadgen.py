@@ -13,11 +13,8 @@ from tests.conftest import LiveStack
 @pytest.fixture(scope="module")
 def storaged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     live = LiveStack.create(tmp_path_factory.mktemp("loadgen"))
-    live.start("storaged")
-    try:
+    with live.running("storaged"):
         yield live
-    finally:
-        live.stop()
 
 
 def test_sends_exactly_the_requested_count(storaged: LiveStack) -> None:

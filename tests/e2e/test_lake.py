@@ -26,11 +26,8 @@ def stack(
     live = LiveStack.create(
         tmp_path_factory.mktemp(f"lake-{request.param}"), backend_config(request, request.param)
     )
-    live.start(*LAKE)
-    try:
+    with live.running(*LAKE):
         yield live
-    finally:
-        live.stop()
 
 
 def lakehouse(*args: str) -> subprocess.CompletedProcess[str]:

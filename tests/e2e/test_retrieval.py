@@ -25,11 +25,8 @@ ROWS = 1_000
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     live = LiveStack.create(tmp_path_factory.mktemp("retrieval"))
-    live.start(*STACK, timeout_s=180)
-    try:
+    with live.running(*STACK, timeout_s=180):
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture(scope="module")

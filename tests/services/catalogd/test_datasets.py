@@ -24,11 +24,8 @@ def stack(
 ) -> Iterator[LiveStack]:
     extra = backend_config(request, request.param)
     live = LiveStack.create(tmp_path_factory.mktemp(f"catalogd-{request.param}"), extra)
-    live.start("catalogd", "storaged", "gateway")
-    try:
+    with live.running("catalogd", "storaged", "gateway"):
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture(scope="module")

@@ -26,11 +26,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     live = LiveStack.create(
         tmp_path_factory.mktemp("gateway"), {"gateway": {"upstream_timeout_s": 1.0}}
     )
-    live.start("storaged", "gateway")
-    try:
+    with live.running("storaged", "gateway"):
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture
@@ -171,11 +168,8 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     live = LiveStack.create(
         tmp_path_factory.mktemp("gw-auth"), {"gateway": {"auth_token": "tok-123456"}}
     )
-    live.start("storaged", "gateway")
-    try:
+    with live.running("storaged", "gateway"):
         yield live
-    finally:
-        live.stop()
 
 
 class TestBearerAuth:

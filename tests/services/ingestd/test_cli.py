@@ -24,11 +24,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     live = LiveStack.create(
         tmp_path_factory.mktemp("ingest-cli"), {"gateway": {"auth_token": TOKEN}}
     )
-    live.start("catalogd", "ingestd", "gateway")
-    try:
+    with live.running("catalogd", "ingestd", "gateway"):
         yield live
-    finally:
-        live.stop()
 
 
 def lakehouse(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -55,11 +55,8 @@ def stack(
         "max_reported_errors": MAX_ERRORS,
     }
     live = LiveStack.create(tmp_path_factory.mktemp(f"ingestd-{request.param}"), extra)
-    live.start("catalogd", "ingestd", "gateway")
-    try:
+    with live.running("catalogd", "ingestd", "gateway"):
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture(scope="module")

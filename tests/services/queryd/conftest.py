@@ -36,11 +36,8 @@ def lake(
         "catalog_refresh_s": 0.2,
     }
     live = LiveStack.create(tmp_path_factory.mktemp(f"queryd-{request.param}"), extra)
-    live.start("catalogd", "queryd", "gateway")
-    try:
+    with live.running("catalogd", "queryd", "gateway"):
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture(scope="package")

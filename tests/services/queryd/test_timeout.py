@@ -24,11 +24,8 @@ def lone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
         tmp_path_factory.mktemp("queryd-timeout"),
         {"query": {"timeout_s": TIMEOUT_S, "catalog_refresh_s": 0.5}},
     )
-    live.start("queryd")
-    try:
+    with live.running("queryd"):
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture

@@ -30,11 +30,8 @@ def stack(
 ) -> Iterator[LiveStack]:
     extra = {"server": {"max_body_bytes": MAX_BODY}, **backend_config(request, request.param)}
     live = LiveStack.create(tmp_path_factory.mktemp(f"storaged-{request.param}"), extra)
-    live.start("storaged", "gateway")
-    try:
+    with live.running("storaged", "gateway"):
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture

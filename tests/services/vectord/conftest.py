@@ -37,11 +37,8 @@ VECTOR_CONFIG: dict[str, Any] = {
 @pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     live = LiveStack.create(tmp_path_factory.mktemp("vectord"), {"vector": VECTOR_CONFIG})
-    live.start("vectord", "gateway")
-    try:
+    with live.running("vectord", "gateway"):
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture
