@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,6 +40,8 @@ ENV_PREFIX = "LAKEHOUSE_"
 CONFIG_ENV = "LAKEHOUSE_CONFIG"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "lakehouse.toml"
+# An observer stream name (SPEC §5): a file name under `<data_dir>/_kb/`.
+STREAM_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 class ConfigError(Exception):
@@ -121,7 +124,8 @@ class GatewaySettings(_Section):
     # Set it through the environment (LAKEHOUSE_GATEWAY__AUTH_TOKEN), not in a file.
     auth_token: SecretStr | None = None
     connect_timeout_s: float = Field(default=2.0, gt=0)
-    upstream_timeout_s: float = Field(default=60.0, gt=0)
+    # Above chatd's cold-start allowance (chat.providers.*.cold_start_timeout_s, 180 s).
+    upstream_timeout_s: float = Field(default=200.0, gt=0)
     health_timeout_s: float = Field(default=2.0, gt=0)
     # `area -> daemon`: `/v1/<area>/...` is forwarded to that daemon with the path unchanged.
     routes: dict[str, str] = Field(default_factory=default_routes)
@@ -158,6 +162,10 @@ class IngestSettings(_Section):
     # Rows per output Parquet file (`part-NNNNN.parquet`).
     rows_per_file: int = Field(default=1_000_000, gt=0)
     zstd_level: int = Field(default=3, ge=1, le=22)
+    # Index jobs: a batch whose embed/upsert fails transiently (502/503/504) is retried this
+    # many times, waiting index_retry_backoff_s, then twice that, … before the job fails.
+    index_retries: int = Field(default=3, ge=0)
+    index_retry_backoff_s: float = Field(default=1.0, ge=0)
 
 
 class QuerySettings(_Section):
@@ -174,7 +182,7 @@ class QuerySettings(_Section):
 
 
 class ProviderSettings(_Section):
-    """`[embed.providers.<name>]` (and later `[chat.providers.<name>]`): one remote provider."""
+    """`[embed.providers.<name>]`: one remote provider (`[chat.providers.<name>]` extends it)."""
 
     base_url: str = ""
     # The *name* of the environment variable holding the key, never the key itself.
@@ -204,6 +212,71 @@ class EmbedSettings(_Section):
     )
 
 
+CHAT_PROVIDER_KINDS = ("ollama", "openai", "anthropic", "openrouter", "openai_compatible")
+
+
+class ChatProviderSettings(ProviderSettings):
+    """`[chat.providers.<name>]`: one LLM provider (SPEC §6); `timeout_s` bounds one call."""
+
+    # The wire API: one of `CHAT_PROVIDER_KINDS`; empty = the table's name (so a second
+    # OpenAI-compatible server is `[chat.providers.vllm] kind = "openai_compatible"`).
+    kind: Literal["", "ollama", "openai", "anthropic", "openrouter", "openai_compatible"] = ""
+    timeout_s: float = Field(default=60.0, gt=0)
+    # Timeout of the first call of each model until one succeeds: a local model loading from
+    # disk answers its first call slowly (the original system's 5 s probe reported infra_error).
+    cold_start_timeout_s: float = Field(default=180.0, gt=0)
+
+
+def _default_chat_providers() -> dict[str, ChatProviderSettings]:
+    return {
+        "ollama": ChatProviderSettings(base_url="http://127.0.0.1:11434"),
+        "openai": ChatProviderSettings(
+            base_url="https://api.openai.com/v1", api_key_env="OPENAI_API_KEY"
+        ),
+        "anthropic": ChatProviderSettings(
+            base_url="https://api.anthropic.com", api_key_env="ANTHROPIC_API_KEY"
+        ),
+        "openrouter": ChatProviderSettings(
+            base_url="https://openrouter.ai/api/v1", api_key_env="OPENROUTER_API_KEY"
+        ),
+        "openai_compatible": ChatProviderSettings(api_key_env="OPENAI_COMPATIBLE_API_KEY"),
+    }
+
+
+class ChatSettings(_Section):
+    """`[chat]`: chatd's providers, retries and fallback chain (SPEC §6)."""
+
+    # `provider/model`; a request's plain model name goes to this model's provider.
+    default_model: str = Field(default="ollama/qwen2.5", min_length=1)
+    # Models tried in order when the requested one fails (after its retries).
+    fallback: list[str] = Field(default_factory=list)
+    # Retries of one provider call on 429, 5xx and connection errors, with jittered
+    # exponential backoff: a random wait in [0, retry_backoff_s * 2**attempt], at most
+    # retry_max_backoff_s (a longer Retry-After is not waited for: the call fails over).
+    max_retries: int = Field(default=2, ge=0)
+    retry_backoff_s: float = Field(default=0.5, ge=0)
+    retry_max_backoff_s: float = Field(default=8.0, ge=0)
+    # `GET /v1/chat/providers` and `GET /v1/models` ask each provider with this timeout.
+    probe_timeout_s: float = Field(default=2.0, gt=0)
+    # `max_tokens` sent when a request has none and the API demands one (Anthropic).
+    default_max_tokens: int = Field(default=1024, gt=0)
+    providers: dict[str, ChatProviderSettings] = Field(default_factory=_default_chat_providers)
+
+    @model_validator(mode="after")
+    def _providers_have_kinds(self) -> ChatSettings:
+        for name, provider in self.providers.items():
+            if not provider.kind and name not in CHAT_PROVIDER_KINDS:
+                raise ValueError(
+                    f"providers.{name}: set kind (one of {', '.join(CHAT_PROVIDER_KINDS)})"
+                )
+            if "/" in name or not name:
+                raise ValueError(f"providers.{name!r}: a provider name cannot contain '/'")
+        return self
+
+    def kind_of(self, name: str) -> str:
+        return self.providers[name].kind or name
+
+
 class VectorSettings(_Section):
     """`[vector]`: vectord's index defaults and durability (SPEC §5)."""
 
@@ -220,11 +293,153 @@ class VectorSettings(_Section):
     snapshot_interval_s: float = Field(default=60.0, gt=0)
 
 
+class ObserveSettings(_Section):
+    """`[observe]`: observerd's streams and limits, and the `Observer` reporter (SPEC §5)."""
+
+    # Streams observerd accepts writes for; each matches `[a-z][a-z0-9_]{0,63}`.
+    streams: list[str] = Field(
+        default_factory=lambda: [
+            "search_runs",
+            "playbook_records",
+            "chat_runs",
+            "validation_results",
+            "iterate_sessions",
+            "replay_runs",
+            "human_feedback",
+            "pathways",
+        ]
+    )
+    # observerd: limits of one `POST /v1/observe/{stream}`.
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    max_batch_events: int = Field(default=1000, gt=0)
+    max_event_bytes: int = Field(default=1024 * 1024, gt=0)
+    # observerd: group commit waits at most this long for more appends before one write + fsync.
+    commit_window_ms: float = Field(default=0.0, ge=0)
+    # observerd: `GET /v1/observations/{stream}` page sizes.
+    default_limit: int = Field(default=100, gt=0)
+    max_limit: int = Field(default=1000, gt=0)
+    # The `Observer` reporter in every daemon: off = `report()` does nothing.
+    reporter_enabled: bool = True
+    reporter_queue_size: int = Field(default=10_000, gt=0)
+    reporter_batch_max: int = Field(default=200, gt=0)
+    # A batch observerd does not take is retried this many times, then dropped and counted.
+    reporter_retries: int = Field(default=2, ge=0)
+    reporter_retry_backoff_s: float = Field(default=0.2, ge=0)
+    reporter_timeout_s: float = Field(default=5.0, gt=0)
+    # `close()` waits at most this long for queued events to be sent.
+    reporter_close_timeout_s: float = Field(default=2.0, ge=0)
+
+    @field_validator("streams")
+    @classmethod
+    def _stream_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not STREAM_NAME.fullmatch(name):
+                raise ValueError(f"stream {name!r} does not match [a-z][a-z0-9_]{{0,63}}")
+        return value
+
+
+class PathwaySettings(_Section):
+    """`[pathway]`: pathwayd's suggestions (SPEC §5)."""
+
+    # Embedding model of demand texts (empty = `embed.default_model`).
+    model: str = ""
+    default_k: int = Field(default=5, gt=0)
+    max_k: int = Field(default=50, gt=0)
+    # `next_step` is tallied over this many most similar same-role pathways ...
+    neighbors: int = Field(default=20, gt=0)
+    # ... whose cosine similarity to the demand is at least this.
+    min_similarity: float = Field(default=0.0, ge=-1.0, le=1.0)
+    max_list: int = Field(default=1000, gt=0)
+
+
+class ValidatorSettings(_Section):
+    """`[validator]`: validatord's validators and iterate loop (SPEC §6)."""
+
+    # The queryd view fill proposals are checked against (`SELECT id, role, city, state FROM
+    # <roster_dataset> WHERE id IN (...)`): a dataset name, or a pinned version (`workers__v3`).
+    roster_dataset: str = Field(default="workers", pattern=r"^[a-z][a-z0-9_]{0,79}$")
+    # A fill proposal naming more workers than this is a schema error (bounds the roster query).
+    max_fill_workers: int = Field(default=500, gt=0)
+    # Email length bounds, in characters.
+    email_subject_max_chars: int = Field(default=200, gt=0)
+    email_body_max_chars: int = Field(default=20_000, gt=0)
+    # Read timeout of one `POST /v1/chat` from the iterate loop (a cold model can be slow).
+    chat_timeout_s: float = Field(default=300.0, gt=0)
+    # `GET /v1/sessions`: records answered without `limit`, and the largest `limit` accepted.
+    sessions_default_limit: int = Field(default=50, gt=0)
+    sessions_max_limit: int = Field(default=1000, gt=0)
+
+
+class MatrixSettings(_Section):
+    """`[matrix]`: matrixd's search, playbooks and retrieve (SPEC §5; docs/matrix.md)."""
+
+    # The vectord index holding playbook recordings (query embedding + record as metadata).
+    playbook_index: str = Field(default="playbook_memory", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    # A recording applies when the cosine distance between its stored query embedding and the
+    # search's query is at most this (measured values for all-MiniLM-L6-v2 in docs/matrix.md).
+    playbook_max_distance: float = Field(default=0.15, ge=0.0, le=2.0)
+    # Same-role recordings fetched per search (nearest first) before the distance threshold.
+    playbook_fanout: int = Field(default=32, gt=0, le=1000)
+    # Largest `k` of `/v1/matrix/search` and `/v1/matrix/retrieve`.
+    max_k: int = Field(default=100, gt=0, le=1000)
+    # `/v1/matrix/retrieve` fetches `k × retrieve_overfetch` semantic candidates (at most
+    # `retrieve_max_candidates`) before queryd applies `sql_filter`.
+    retrieve_overfetch: int = Field(default=10, gt=0)
+    retrieve_max_candidates: int = Field(default=1000, gt=0, le=10_000)
+    # Longest `sql_filter` accepted, in characters.
+    max_sql_filter_chars: int = Field(default=2000, gt=0)
+
+
 class AuditSettings(_Section):
     """`[audit]`: the HMAC key of the subject audit chains (SPEC §8)."""
 
-    # Relative paths are below `server.data_dir`.
+    # Relative paths are below `server.data_dir`. catalogd refuses to start unless the file
+    # exists, holds at least 32 bytes and is not accessible by group or other users; retired
+    # keys (`lakehouse audit rotate`) live in `<key_file>.retired/`.
     key_file: Path = Path("keys/audit.key")
+    # When catalogd cannot record an access, the daemon that would disclose the PII answers
+    # 503 naming catalogd (true), or answers anyway and logs a warning (false).
+    fail_closed: bool = True
+    # Seconds a daemon trusts its copy of which datasets are governed (have subject manifests).
+    policy_refresh_s: float = Field(default=1.0, ge=0)
+    # catalogd threads appending (and fsyncing) the rows of different subjects in parallel.
+    append_workers: int = Field(default=8, gt=0, le=512)
+    # Row keys one access record may name (larger batches are split by the AccessAuditor).
+    max_access_keys: int = Field(default=50_000, gt=0)
+
+
+class DistillSettings(_Section):
+    """`[distill]`: the batch jobs of `lakehouse distill …` (SPEC §7; docs/distill.md)."""
+
+    # The held-out evaluation prompts (JSONL, `{"prompt": …}` per line) no exported row may
+    # leak into. Relative paths are below `server.data_dir`; "" or a missing file: no check.
+    heldout_file: str = "distill/heldout_eval.jsonl"
+    # A roster file (Parquet or CSV with `phone` and `email` columns) whose workers' contacts
+    # the firewall quarantines. Relative paths are below `server.data_dir`; "": no check.
+    roster_file: str = ""
+    # Near-duplicates of a held-out prompt: at least `ngram_overlap` of its word n-grams
+    # (n = `ngram_n`) appear in the row's prompt.
+    ngram_n: int = Field(default=3, ge=1, le=32)
+    ngram_overlap: float = Field(default=0.8, gt=0.0, le=1.0)
+    # Preference pairs made per task at most (accepted × rejected, in recording order).
+    max_pairs_per_task: int = Field(default=4, gt=0)
+    # A playbook recording's score at or above these is accepted / partial, else rejected.
+    playbook_accept_score: float = Field(default=0.8, ge=0.0, le=1.0)
+    playbook_partial_score: float = Field(default=0.5, ge=0.0, le=1.0)
+    # `lakehouse distill drift`: a metric changing by more than this fraction warns.
+    drift_threshold: float = Field(default=0.2, gt=0.0)
+    # Skipped input lines listed one by one in the materialize receipt (all are counted).
+    max_listed_skips: int = Field(default=1000, ge=0)
+    # `lakehouse distill replay`: retrieve's `k` and index, and one call's read timeout.
+    replay_k: int = Field(default=5, gt=0)
+    replay_index: str = Field(default="workers", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    replay_timeout_s: float = Field(default=300.0, gt=0)
+
+    @model_validator(mode="after")
+    def _score_bands_ordered(self) -> DistillSettings:
+        if self.playbook_partial_score > self.playbook_accept_score:
+            raise ValueError("playbook_partial_score is above playbook_accept_score")
+        return self
 
 
 class LakehouseSettings(_Section):
@@ -238,6 +453,12 @@ class LakehouseSettings(_Section):
     embed: EmbedSettings = EmbedSettings()
     vector: VectorSettings = VectorSettings()
     audit: AuditSettings = AuditSettings()
+    matrix: MatrixSettings = MatrixSettings()
+    validator: ValidatorSettings = ValidatorSettings()
+    observe: ObserveSettings = ObserveSettings()
+    pathway: PathwaySettings = PathwaySettings()
+    chat: ChatSettings = ChatSettings()
+    distill: DistillSettings = DistillSettings()
 
     # Where the settings came from, for messages; not a configurable key.
     source: str = Field(default="<defaults>", exclude=True)

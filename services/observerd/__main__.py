@@ -1,0 +1,7 @@
+"""`python -m services.observerd`."""
+
+from lakehouse_common.service import run_service
+from services.observerd.app import create_app
+
+if __name__ == "__main__":
+    run_service("observerd", create_app)

@@ -1,0 +1,7 @@
+"""`python -m services.pathwayd`."""
+
+from lakehouse_common.service import run_service
+from services.pathwayd.app import create_app
+
+if __name__ == "__main__":
+    run_service("pathwayd", create_app)

@@ -1,0 +1,84 @@
+"""Helpers for observerd's tests (each module starts the observerd it needs)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from lakehouse_common.stack import health_of
+from tests.conftest import LiveStack
+
+RFC3339_NANOS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z")
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def assert_envelope(resp: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert resp.status_code == status, resp.text
+    body: dict[str, Any] = resp.json()
+    assert body["error"]["code"] == code, body
+    assert body["trace_id"]
+    return body
+
+
+def stream_file(stack: LiveStack, stream: str) -> Path:
+    return stack.settings.data_dir / "_kb" / f"{stream}.jsonl"
+
+
+def file_records(stack: LiveStack, stream: str) -> list[dict[str, Any]]:
+    """Every line of the stream file, each asserted to be one complete JSON object."""
+    path = stream_file(stack, stream)
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    assert data == b"" or data.endswith(b"\n"), "stream file ends in a partial line"
+    records = []
+    for line in data.splitlines():
+        record = orjson.loads(line)
+        assert isinstance(record, dict)
+        records.append(record)
+    return records
+
+
+def read_all(client: httpx.Client, stream: str, limit: int = 100) -> list[dict[str, Any]]:
+    """Page through a stream with `next` until caught up."""
+    out: list[dict[str, Any]] = []
+    since = 0
+    while True:
+        resp = client.get(f"/v1/observations/{stream}", params={"since": since, "limit": limit})
+        assert resp.status_code == 200, resp.text
+        page = resp.json()
+        assert page["since"] == since
+        out.extend(page["records"])
+        if page["count"] == 0:
+            assert page["next"] == page["total"] == since
+            return out
+        since = page["next"]
+
+
+def metric(client: httpx.Client, name: str, **labels: str) -> float:
+    """The value of one sample on /metrics (0 when it has not been emitted yet)."""
+    for line in client.get("/metrics").text.splitlines():
+        match = _SAMPLE.match(line)
+        if match is None or match.group(1) != name:
+            continue
+        if dict(_LABEL.findall(match.group(2) or "")) == labels:
+            return float(match.group(3))
+    return 0.0
+
+
+def kill_9(stack: LiveStack, name: str = "observerd") -> None:
+    """SIGKILL the daemon and wait until its port is closed."""
+    os.kill(stack.pid(name), signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while health_of(stack.url(name), name, timeout_s=0.2) != "down":
+        assert time.monotonic() < deadline, f"{name} still answers after SIGKILL"
+        time.sleep(0.02)
