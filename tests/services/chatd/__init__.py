@@ -1,0 +1,1 @@
+"""chatd tests (SPEC §6, issue 6)."""
