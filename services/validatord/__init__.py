@@ -1,0 +1,1 @@
+"""validatord (:3221): payload validators, the generate→validate→retry loop, the session log."""

@@ -1,0 +1,114 @@
+"""validatord test helpers: a small real roster ingested through ingestd, envelope checks, and
+polling observerd for reported events."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pyarrow.parquet as pq
+
+from lakehouse_common.roster import generate_roster
+from lakehouse_common.tracing import TRACE_HEADER
+from tests.conftest import LiveStack
+
+ROSTER_ROWS = 400
+ROSTER_SEED = 7
+
+
+@dataclass(frozen=True)
+class Worker:
+    id: str
+    role: str
+    city: str
+    state: str
+
+
+class RosterFacts:
+    """The generated roster, to build proposals that are right or wrong on purpose."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.workers = [Worker(r["id"], r["role"], r["city"], r["state"]) for r in rows]
+        self.by_id = {w.id: w for w in self.workers}
+        groups: dict[tuple[str, str], list[Worker]] = defaultdict(list)
+        for w in self.workers:
+            groups[(w.role, w.state)].append(w)
+        self.groups = groups
+
+    def group(self, size: int) -> list[Worker]:
+        """`size` workers sharing one role and one state."""
+        for members in sorted(self.groups.values(), key=len, reverse=True):
+            if len(members) >= size:
+                return members[:size]
+        raise AssertionError(f"no role/state group of {size}")
+
+    def other_role(self, like: Worker) -> Worker:
+        """A worker in `like`'s state with another role."""
+        return next(w for w in self.workers if w.state == like.state and w.role != like.role)
+
+    def other_state(self, like: Worker) -> Worker:
+        """A worker with `like`'s role in another state."""
+        return next(w for w in self.workers if w.role == like.role and w.state != like.state)
+
+
+def ingest_roster(stack: LiveStack, dataset: str = "workers") -> RosterFacts:
+    """Generate the roster, ingest it through ingestd, wait until queryd serves it."""
+    table = generate_roster(ROSTER_ROWS, seed=ROSTER_SEED)
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    with stack.client("ingestd") as ingestd:
+        resp = ingestd.post(
+            f"/v1/ingest/{dataset}",
+            params={"format": "parquet"},
+            content=buf.getvalue(),
+            timeout=120,
+        )
+    assert resp.status_code == 201, resp.text
+    with stack.client("queryd") as queryd:
+        eventually(
+            lambda: (
+                queryd.post("/v1/query", json={"sql": f"SELECT count(*) FROM {dataset}"})
+                .json()
+                .get("rows")
+                == [[ROSTER_ROWS]]
+            )
+        )
+    return RosterFacts(table.select(["id", "role", "city", "state"]).to_pylist())
+
+
+def eventually(check: Any, *, attempts: int = 200, pause_s: float = 0.05) -> Any:
+    """Poll `check()` until it returns a truthy value (bounded; no timing is asserted)."""
+    for _ in range(attempts):
+        value = check()
+        if value:
+            return value
+        time.sleep(pause_s)
+    raise AssertionError("condition never held")
+
+
+def assert_envelope(resp: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert resp.status_code == status, resp.text
+    body: dict[str, Any] = resp.json()
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+    assert body["trace_id"] == resp.headers[TRACE_HEADER]
+    return body
+
+
+def observed(stack: LiveStack, stream: str, trace_id: str, count: int = 1) -> list[dict[str, Any]]:
+    """The records of `stream` carrying `trace_id`, once there are `count` of them."""
+
+    def find() -> list[dict[str, Any]]:
+        with stack.client("observerd") as obs:
+            resp = obs.get(f"/v1/observations/{stream}", params={"limit": 1000})
+        if resp.status_code != 200:
+            return []
+        found = [r for r in resp.json()["records"] if r.get("trace_id") == trace_id]
+        return found if len(found) >= count else []
+
+    records: list[dict[str, Any]] = eventually(find)
+    return records
