@@ -51,6 +51,27 @@ def validate_index_name(name: str) -> str:
     return name
 
 
+def json_equal(a: Any, b: Any) -> bool:
+    """JSON equality as a search `filter` applies it: `true` is not `1`, `1` equals `1.0`,
+    containers compare deeply."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and bool(a == b)
+
+
+def metadata_matches(metadata: Mapping[str, Any], wanted: Mapping[str, Any] | None) -> bool:
+    """Whether an item passes a search `filter`: every key present and JSON-equal."""
+    if not wanted:
+        return True
+    return all(key in metadata and json_equal(metadata[key], v) for key, v in wanted.items())
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -29,7 +29,7 @@ import hnswlib
 import numpy as np
 import orjson
 
-from lakehouse_common.contracts.vectors import Space
+from lakehouse_common.contracts.vectors import Space, metadata_matches
 from lakehouse_common.errors import InvalidInput, NotFound
 from services.vectord.locks import SearchGate
 from services.vectord.wal import AddRecord
@@ -96,23 +96,6 @@ class Stats:
     count: int
     deleted: int
     capacity: int
-
-
-def json_equal(a: Any, b: Any) -> bool:
-    """JSON equality: `true` is not `1`, `1` equals `1.0`, containers compare deeply."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return a == b
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
-    return type(a) is type(b) and bool(a == b)
-
-
-def matches(metadata: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
-    return all(key in metadata and json_equal(metadata[key], v) for key, v in wanted.items())
 
 
 def as_matrix(rows: Sequence[Sequence[float]] | np.ndarray, dim: int, what: str) -> np.ndarray:
@@ -318,7 +301,9 @@ class VectorIndex:
         candidates: set[int] | None = None
         excluded: set[int] = set()
         if filter:
-            candidates = {label for label, meta in self._metadata.items() if matches(meta, filter)}
+            candidates = {
+                label for label, meta in self._metadata.items() if metadata_matches(meta, filter)
+            }
         if exclude_ids:
             excluded = {self._label_of[i] for i in exclude_ids if i in self._label_of}
             if candidates is not None:

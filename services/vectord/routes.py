@@ -30,7 +30,7 @@ from lakehouse_common.contracts.vectors import (
     SearchRequest,
     SearchResponse,
 )
-from lakehouse_common.service import JsonResponse
+from lakehouse_common.service import JsonResponse, request_body_schema
 from services.vectord.index import Hit
 from services.vectord.service import VectorService
 
@@ -57,14 +57,7 @@ async def _parse(request: Request, model: type[M]) -> M:
 
 
 def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    schema.pop("$defs", None)
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": schema}},
-        }
-    }
+    return request_body_schema(model)
 
 
 def _hits(hits: list[Hit]) -> list[dict[str, Any]]:

@@ -32,6 +32,8 @@ from typing import Any, BinaryIO
 import numpy as np
 import orjson
 
+from lakehouse_common.errors import ServiceUnavailable
+
 MAGIC = b"LHW1"
 _HEADER = struct.Struct("<4sII")
 _U32 = struct.Struct("<I")
@@ -162,6 +164,7 @@ class WalWriter:
     def __init__(self, directory: Path, seq: int, valid_size: int | None = None) -> None:
         self.directory = directory
         self.seq = seq
+        self._broken: str | None = None
         self._file: BinaryIO = self._open(seq, valid_size)
 
     def _open(self, seq: int, valid_size: int | None) -> BinaryIO:
@@ -178,10 +181,29 @@ class WalWriter:
         return handle
 
     def append(self, record: WalRecord) -> None:
-        """Write one record and fsync it: when this returns the batch is durable."""
-        self._file.write(encode(record))
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        """Write one record and fsync it: when this returns the batch is durable.
+
+        Written straight to the descriptor, and cut back off when the write or the fsync fails
+        (a full disk): a buffered writer would keep the refused record's bytes and flush them
+        before the next record — a batch answered as failed would come back on replay, or a
+        torn record would sit mid-log and refuse the next start (issue 9's disk-full test).
+        """
+        if self._broken is not None:
+            raise ServiceUnavailable(f"the write-ahead log refuses writes: {self._broken}")
+        fd = self._file.fileno()
+        size = os.fstat(fd).st_size
+        view = memoryview(encode(record))
+        try:
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        except OSError:
+            try:
+                os.ftruncate(fd, size)
+                os.fsync(fd)
+            except OSError as exc:
+                self._broken = f"could not undo a failed write ({exc}); restart vectord"
+            raise
 
     def rotate(self) -> int:
         """Close the active segment and open `seq + 1`; answer the new sequence number."""

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from lakehouse_common.config import VectorSettings
-from lakehouse_common.contracts.vectors import CreateIndexRequest, SearchRequest
+from lakehouse_common.contracts.vectors import CreateIndexRequest, SearchRequest, json_equal
 from lakehouse_common.errors import Conflict, InvalidInput, NotFound, UnprocessableEntity
 from services.vectord.durable import DurableIndex
-from services.vectord.index import IndexParams, Tuning, VectorIndex, json_equal
+from services.vectord.index import IndexParams, Tuning, VectorIndex
 from services.vectord.locks import SearchGate
 from services.vectord.service import VectorService
 from services.vectord.wal import (

@@ -1,0 +1,7 @@
+"""`python -m services.matrixd`."""
+
+from lakehouse_common.service import run_service
+from services.matrixd.app import create_app
+
+if __name__ == "__main__":
+    run_service("matrixd", create_app)
