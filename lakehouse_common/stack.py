@@ -27,7 +27,14 @@ from typing import Any
 
 import httpx
 
-from lakehouse_common.config import CONFIG_ENV, REPO_ROOT, LakehouseSettings, load_settings
+from lakehouse_common.audit.keys import generate_key
+from lakehouse_common.config import (
+    CONFIG_ENV,
+    REPO_ROOT,
+    LakehouseSettings,
+    audit_key_path,
+    load_settings,
+)
 from lakehouse_common.topology import DAEMON_NAMES, DAEMONS, Daemon, installed_daemons
 
 Echo = Callable[[str], None]
@@ -104,7 +111,13 @@ def ephemeral_config(
     root.mkdir(parents=True, exist_ok=True)
     path = root / "lakehouse.toml"
     path.write_text("\n".join(lines))
-    return path, load_settings(path, environ={})
+    settings = load_settings(path, environ={})
+    # catalogd refuses to start without a private audit key (SPEC §8, issue 7): a throwaway
+    # stack gets its own.
+    key_file = audit_key_path(settings)
+    if not key_file.exists():
+        generate_key(key_file)
+    return path, settings
 
 
 def run_dir(settings: LakehouseSettings) -> Path:

@@ -35,6 +35,8 @@ import re
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
+import orjson
+
 from lakehouse_common.errors import InvalidInput
 
 __all__ = [
@@ -239,8 +241,62 @@ def _write(value: Any, out: list[str]) -> None:
         raise CanonicalJSONError(f"{type(value).__name__} has no canonical JSON form")
 
 
+_NOT_FAST = object()
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what orjson writes natively
+
+
+def _fast_form(value: Any, depth: int = 0) -> Any:
+    """``value`` for orjson, or :data:`_NOT_FAST` when only the writer above is exact for it.
+
+    orjson with sorted keys writes exactly the canonical form for strings (the same escapes:
+    short ``\\b \\f \\n \\r \\t``, other controls ``\\u00xx`` lowercase, everything else raw
+    UTF-8), 64-bit integers, booleans, null, arrays and objects with string keys sorted by code
+    point (UTF-8 byte order is code point order). Floats (layout) and number literals other than
+    plain integers are left to :func:`_write`. Exact types only: subclasses take the slow path.
+    (Issue 7: canonicalising every appended and verified row in pure Python cost ~0.2 ms.)
+    """
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return value
+    if kind is int:
+        return value if _INT_MIN <= value <= _INT_MAX else _NOT_FAST
+    if kind is RawNumber:
+        literal = value.literal
+        if literal == "-0" or len(literal) > 20 or not value.is_integer_literal():
+            return _NOT_FAST
+        number = int(literal)
+        return number if _INT_MIN <= number <= _INT_MAX else _NOT_FAST
+    if depth > 64:
+        return _NOT_FAST
+    if kind is dict:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                return _NOT_FAST
+            converted = _fast_form(item, depth + 1)
+            if converted is _NOT_FAST:
+                return _NOT_FAST
+            out[key] = converted
+        return out
+    if kind is list or kind is tuple:
+        items = []
+        for item in value:
+            converted = _fast_form(item, depth + 1)
+            if converted is _NOT_FAST:
+                return _NOT_FAST
+            items.append(converted)
+        return items
+    return _NOT_FAST
+
+
 def canonical_json(value: Any) -> bytes:
     """Canonical UTF-8 bytes of any JSON value (no key is dropped)."""
+    fast = _fast_form(value)
+    if fast is not _NOT_FAST:
+        try:
+            return orjson.dumps(fast, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            pass  # e.g. a lone surrogate: the writer below names the problem
     out: list[str] = []
     try:
         _write(value, out)

@@ -21,6 +21,15 @@ concurrent appenders (threads or processes) neither tear lines nor fork the chai
 :func:`verify_log` re-canonicalises every **raw stored line** and reports
 ``{count, tip, verified, error}``; ``count`` and ``tip`` describe the verified prefix and
 ``error`` names the first bad row by 1-based line number and seq.
+
+Key rotation (issue 7). Appends and verification take a :class:`~lakehouse_common.audit.keys.
+Keyring` (or one key). When a log's tip was signed by a retired key, :func:`append_rows` first
+writes an epoch-start row signed by the current key — ``action`` ``"key_rotation"``, ``fields``
+``{epoch, key_id, previous_epoch, previous_key_id, previous_tip}`` — which links to the previous
+tip like any row, so one chain spans the epochs. :func:`verify_log` verifies the first row under
+whichever given key signed it, keeps that key until a rotation row names the next one (which must
+be given too, and must record the previous tip and key), and so checks every epoch with its own
+key. Rotation is lazy: a log never touched after a rotation stays wholly in its old epoch.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ import hmac as hmac_lib
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +52,7 @@ from lakehouse_common.audit.canonical import (
     canonical_json,
     parse_raw_json,
 )
-from lakehouse_common.audit.keys import MIN_KEY_BYTES, AuditKeyError
+from lakehouse_common.audit.keys import MIN_KEY_BYTES, AuditKeyError, Keyring, key_id
 from lakehouse_common.errors import Conflict, InvalidInput, NotFound
 
 __all__ = [
@@ -53,8 +62,11 @@ __all__ = [
     "AuditChainError",
     "AuditLogNotFound",
     "AuditRowError",
+    "ROTATION_ACTION",
+    "KeyMaterial",
     "VerifyResult",
     "append_row",
+    "append_rows",
     "build_row",
     "format_rfc3339_nanos",
     "now_rfc3339_nanos",
@@ -68,6 +80,11 @@ GENESIS = "0" * 64
 FIRST_SEQ = 1
 # Set by append_row, never by the caller.
 CHAIN_FIELDS = ("seq", "prev_hmac", "hmac")
+# The action of an epoch-start row (written by the chain itself after a key rotation).
+ROTATION_ACTION = "key_rotation"
+
+# One key (the original system's only mode) or a keyring spanning rotations.
+KeyMaterial = bytes | Keyring
 
 _HEX64_RE = re.compile(r"[0-9a-f]{64}")
 # RFC 3339 UTC with an optional 1-9 digit fraction (rows we write always carry 9 digits; rows
@@ -101,6 +118,8 @@ class VerifyResult:
     verified: bool
     error: str | None
     line: int | None = None
+    # Key epochs the verified prefix spans (1 + the rotation rows in it; 0 for an empty log).
+    epochs: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -152,6 +171,40 @@ def _check_key(key: bytes) -> None:
         raise AuditKeyError(f"audit key is {len(key)} bytes, at least {MIN_KEY_BYTES} required")
 
 
+def _as_keyring(keys: KeyMaterial) -> Keyring:
+    if isinstance(keys, Keyring):
+        return keys
+    _check_key(keys)
+    return Keyring(keys)
+
+
+def rotation_row(
+    subject_id: str,
+    *,
+    keyring: Keyring,
+    previous_key: bytes,
+    previous_tip: str,
+    daemon: str,
+    trace_id: str = "",
+    ts: str | None = None,
+) -> dict[str, Any]:
+    """The epoch-start row written before the first row signed by a new key."""
+    previous_id = key_id(previous_key)
+    return {
+        "subject_id": subject_id,
+        "ts": ts if ts is not None else now_rfc3339_nanos(),
+        "accessor": {"daemon": daemon, "purpose": ROTATION_ACTION, "trace_id": trace_id},
+        "action": ROTATION_ACTION,
+        "fields": {
+            "epoch": keyring.epoch,
+            "key_id": keyring.current_id,
+            "previous_epoch": keyring.epoch_of(previous_id) or 0,
+            "previous_key_id": previous_id,
+            "previous_tip": previous_tip,
+        },
+    }
+
+
 def _check_row_shape(row: Mapping[str, Any]) -> None:
     if not isinstance(row, Mapping):
         raise AuditRowError(f"an audit row is an object, got {type(row).__name__}")
@@ -168,6 +221,8 @@ def _check_row_shape(row: Mapping[str, Any]) -> None:
             raise AuditRowError(f"{name} must be a string")
     if not row["subject_id"]:
         raise AuditRowError("subject_id must not be empty")
+    if row["action"] == ROTATION_ACTION:
+        raise AuditRowError(f"action {ROTATION_ACTION!r} is written by the chain itself")
     if not _TS_RE.fullmatch(row["ts"]):
         raise AuditRowError(f"ts must be RFC 3339 UTC ending in Z, got {row['ts']!r}")
     accessor = row["accessor"]
@@ -215,10 +270,11 @@ def _read_last_line(fd: int, size: int) -> bytes:
     return buf
 
 
-def _read_tip(fd: int, size: int, key: bytes) -> tuple[str, int]:
-    """``(hmac, seq)`` of the last row, checked under ``key``; refuses a torn or foreign tip."""
+def _read_tip(fd: int, size: int, keyring: Keyring) -> tuple[str, int, bytes | None]:
+    """``(hmac, seq, key)`` of the last row, checked under the keyring: ``key`` is the one that
+    signed it (``None`` for an empty log). Refuses a torn tip or one no key verifies."""
     if size == 0:
-        return GENESIS, FIRST_SEQ - 1
+        return GENESIS, FIRST_SEQ - 1, None
     last = _read_last_line(fd, size)
     if not last.endswith(b"\n"):
         raise AuditChainError(
@@ -237,14 +293,15 @@ def _read_tip(fd: int, size: int, key: bytes) -> tuple[str, int]:
     if not isinstance(seq, RawNumber) or not seq.is_integer_literal() or len(seq.literal) > 30:
         raise AuditChainError("the log's last row has no usable integer seq")
     try:
-        computed = row_hmac(key, canonical_bytes(row))
+        canonical = canonical_bytes(row)
     except CanonicalJSONError as exc:
         raise AuditChainError(f"the log's last row is unreadable: {exc.message}") from exc
-    if not hmac_lib.compare_digest(computed, tip):
-        raise AuditChainError(
-            "the log's last row does not verify under this key (altered, or another key)"
-        )
-    return tip, int(seq)
+    for key in keyring.keys():
+        if hmac_lib.compare_digest(row_hmac(key, canonical), tip):
+            return tip, int(seq), key
+    raise AuditChainError(
+        "the log's last row does not verify under this key (altered, or another key)"
+    )
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -255,30 +312,60 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def append_row(
-    path: str | os.PathLike[str], key: bytes, row_without_chain_fields: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Append one row to the log at ``path`` (created if absent) and return the stored row.
+def append_rows(
+    path: str | os.PathLike[str],
+    keys: KeyMaterial,
+    rows_without_chain_fields: Sequence[Mapping[str, Any]],
+    *,
+    daemon: str = "catalogd",
+) -> list[dict[str, Any]]:
+    """Append rows to the log at ``path`` (created if absent) and return the stored rows.
 
-    Sets ``seq`` and ``prev_hmac`` from the current tip, computes ``hmac``, writes one line and
-    fsyncs it, all under an exclusive ``flock``. Raises :class:`AuditRowError` for a malformed
-    row, :class:`AuditKeyError` for a short key and :class:`AuditChainError` when the tip is
-    torn, unreadable or does not verify under ``key``. A failed write is truncated away.
+    Sets ``seq`` and ``prev_hmac`` from the current tip and computes each ``hmac`` with the
+    current key; when the tip was signed by a retired key of ``keys``, an epoch-start row
+    (:data:`ROTATION_ACTION`, written by ``daemon``) comes first and is returned too. All lines
+    are written with one ``write`` and one ``fsync`` under an exclusive ``flock``. Raises
+    :class:`AuditRowError` for a malformed row, :class:`AuditKeyError` for a short key and
+    :class:`AuditChainError` when the tip is torn, unreadable or verifies under no key given.
+    A failed write is truncated away.
     """
-    _check_key(key)
-    _check_row_shape(row_without_chain_fields)
+    keyring = _as_keyring(keys)
+    for candidate in rows_without_chain_fields:
+        _check_row_shape(candidate)
+    if not rows_without_chain_fields:
+        return []
     log_path = Path(path)
     fd = _open_locked(log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, fcntl.LOCK_EX)
     try:
         size = os.fstat(fd).st_size
-        prev_hmac, last_seq = _read_tip(fd, size, key)
-        row: dict[str, Any] = dict(row_without_chain_fields)
-        row["seq"] = last_seq + 1
-        row["prev_hmac"] = prev_hmac
-        row["hmac"] = row_hmac(key, canonical_bytes(row))
-        line = canonical_json(row) + b"\n"
+        prev_hmac, last_seq, tip_key = _read_tip(fd, size, keyring)
+        pending: list[Mapping[str, Any]] = list(rows_without_chain_fields)
+        if tip_key is not None and tip_key != keyring.current:
+            first = pending[0]
+            pending.insert(
+                0,
+                rotation_row(
+                    str(first["subject_id"]),
+                    keyring=keyring,
+                    previous_key=tip_key,
+                    previous_tip=prev_hmac,
+                    daemon=daemon,
+                    trace_id=str(first["accessor"]["trace_id"]),
+                ),
+            )
+        stored: list[dict[str, Any]] = []
+        chunks: list[bytes] = []
+        for candidate in pending:
+            row: dict[str, Any] = dict(candidate)
+            last_seq += 1
+            row["seq"] = last_seq
+            row["prev_hmac"] = prev_hmac
+            row["hmac"] = prev_hmac = row_hmac(keyring.current, canonical_bytes(row))
+            stored.append(row)
+            chunks.append(canonical_json(row) + b"\n")
+        data = b"".join(chunks)
         try:
-            view = memoryview(line)
+            view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
             os.fsync(fd)
@@ -291,9 +378,16 @@ def append_row(
             raise
         if size == 0:
             _fsync_dir(log_path.parent)
-        return row
+        return stored
     finally:
         os.close(fd)  # also releases the flock
+
+
+def append_row(
+    path: str | os.PathLike[str], key: KeyMaterial, row_without_chain_fields: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Append one row (see :func:`append_rows`) and return it as stored."""
+    return append_rows(path, key, [row_without_chain_fields])[-1]
 
 
 class _BadRow(Exception):
@@ -303,56 +397,98 @@ class _BadRow(Exception):
         self.seq = seq
 
 
-def _verify_line(line: bytes, key: bytes, prev: str, expected_seq: int) -> str:
-    """Check one stored line; returns its hmac or raises :class:`_BadRow`."""
-    if not line.endswith(b"\n"):
-        raise _BadRow("final line has no trailing newline (torn or partial write)")
-    if not line.strip():
-        raise _BadRow("blank line")
-    try:
-        row = parse_raw_json(line)
-    except CanonicalJSONError as exc:
-        raise _BadRow(f"not a valid row: {exc.message}") from exc
-    if not isinstance(row, dict):
-        raise _BadRow("not a JSON object")
-    seq = row.get("seq")
-    seq_text = seq.literal if isinstance(seq, RawNumber) else "?"
-    stored = row.get("hmac")
-    if not isinstance(stored, str) or not _HEX64_RE.fullmatch(stored):
-        raise _BadRow("hmac missing or not 64 lowercase hex digits", seq_text)
-    # ``row`` came from parse_raw_json: numbers and strings are the stored text, byte for byte.
-    try:
-        computed = row_hmac(key, canonical_bytes(row))
-    except CanonicalJSONError as exc:
-        raise _BadRow(f"not a valid row: {exc.message}", seq_text) from exc
-    if not hmac_lib.compare_digest(computed, stored):
+class _Verifier:
+    """Walks a log's lines, keeping the key of the current epoch."""
+
+    def __init__(self, keyring: Keyring) -> None:
+        self.keyring = keyring
+        self.key: bytes | None = None  # unknown until the first row says which key signed it
+        self.epochs = 0
+
+    def line(self, line: bytes, prev: str, expected_seq: int) -> str:
+        """Check one stored line; returns its hmac or raises :class:`_BadRow`."""
+        if not line.endswith(b"\n"):
+            raise _BadRow("final line has no trailing newline (torn or partial write)")
+        if not line.strip():
+            raise _BadRow("blank line")
+        try:
+            row = parse_raw_json(line)
+        except CanonicalJSONError as exc:
+            raise _BadRow(f"not a valid row: {exc.message}") from exc
+        if not isinstance(row, dict):
+            raise _BadRow("not a JSON object")
+        seq = row.get("seq")
+        seq_text = seq.literal if isinstance(seq, RawNumber) else "?"
+        stored = row.get("hmac")
+        if not isinstance(stored, str) or not _HEX64_RE.fullmatch(stored):
+            raise _BadRow("hmac missing or not 64 lowercase hex digits", seq_text)
+        # ``row`` came from parse_raw_json: numbers and strings are the stored text, byte for
+        # byte.
+        try:
+            canonical = canonical_bytes(row)
+        except CanonicalJSONError as exc:
+            raise _BadRow(f"not a valid row: {exc.message}", seq_text) from exc
+        fields = row.get("fields")
+        if row.get("action") == ROTATION_ACTION and isinstance(fields, dict):
+            key = self._rotation_key(fields, canonical, stored, prev, seq_text)
+        else:
+            key = self._signing_key(canonical, stored, seq_text)
+        link = row.get("prev_hmac")
+        if link != prev:
+            found = link[:16] + "..." if isinstance(link, str) else repr(link)
+            raise _BadRow(
+                f"prev_hmac {found} does not link to the previous row's hmac {prev[:16]}... "
+                "(row deleted, inserted or reordered)",
+                seq_text,
+            )
+        if not isinstance(seq, RawNumber) or not seq.is_integer_literal():
+            raise _BadRow("seq missing or not an integer", seq_text)
+        # Compare literals: no int() of an arbitrarily long stored number.
+        if seq.literal != str(expected_seq):
+            raise _BadRow(f"seq {seq.literal} out of order, expected {expected_seq}", seq_text)
+        if key != self.key:
+            self.epochs += 1
+        self.key = key
+        return stored
+
+    def _signing_key(self, canonical: bytes, stored: str, seq_text: str) -> bytes:
+        candidates = self.keyring.keys() if self.key is None else [self.key]
+        for key in candidates:
+            if hmac_lib.compare_digest(row_hmac(key, canonical), stored):
+                return key
         raise _BadRow("hmac mismatch (row altered, or signed with another key)", seq_text)
-    link = row.get("prev_hmac")
-    if link != prev:
-        found = link[:16] + "..." if isinstance(link, str) else repr(link)
-        raise _BadRow(
-            f"prev_hmac {found} does not link to the previous row's hmac {prev[:16]}... "
-            "(row deleted, inserted or reordered)",
-            seq_text,
-        )
-    if not isinstance(seq, RawNumber) or not seq.is_integer_literal():
-        raise _BadRow("seq missing or not an integer", seq_text)
-    # Compare literals: no int() of an arbitrarily long stored number.
-    if seq.literal != str(expected_seq):
-        raise _BadRow(f"seq {seq.literal} out of order, expected {expected_seq}", seq_text)
-    return stored
+
+    def _rotation_key(
+        self, fields: dict[str, Any], canonical: bytes, stored: str, prev: str, seq_text: str
+    ) -> bytes:
+        kid = fields.get("key_id")
+        key = self.keyring.by_id(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise _BadRow(
+                f"key rotation to key {kid!r}, which is not among the keys given "
+                "(pass every epoch's key)",
+                seq_text,
+            )
+        if not hmac_lib.compare_digest(row_hmac(key, canonical), stored):
+            raise _BadRow("hmac mismatch (key rotation row altered)", seq_text)
+        if fields.get("previous_tip") != prev:
+            raise _BadRow("key rotation row does not record the previous row's hmac", seq_text)
+        if self.key is not None and fields.get("previous_key_id") != key_id(self.key):
+            raise _BadRow("key rotation row does not name the key of the rows before it", seq_text)
+        return key
 
 
-def verify_log(path: str | os.PathLike[str], key: bytes) -> VerifyResult:
+def verify_log(path: str | os.PathLike[str], keys: KeyMaterial) -> VerifyResult:
     """Verify the chain of the log at ``path`` from its raw stored lines.
 
-    An empty file verifies with count 0 and tip :data:`GENESIS`. The file's size is taken under
-    a shared ``flock`` (appends hold it exclusively until their line is fsynced), so a
+    ``keys`` is one key or a keyring (every epoch's key, for a log that spans rotations). An
+    empty file verifies with count 0 and tip :data:`GENESIS`. The file's size is taken under a
+    shared ``flock`` (appends hold it exclusively until their lines are fsynced), so a
     verification running beside appenders never sees half a row. Raises
     :class:`AuditLogNotFound` when the file does not exist and :class:`AuditKeyError` for a
     short key.
     """
-    _check_key(key)
+    verifier = _Verifier(_as_keyring(keys))
     log_path = Path(path)
     try:
         handle = log_path.open("rb")
@@ -374,7 +510,7 @@ def verify_log(path: str | os.PathLike[str], key: bytes) -> VerifyResult:
             remaining -= len(line)
             line_no += 1
             try:
-                tip = _verify_line(line, key, tip, FIRST_SEQ + count)
+                tip = verifier.line(line, tip, FIRST_SEQ + count)
             except _BadRow as bad:
                 return VerifyResult(
                     count=count,
@@ -382,6 +518,7 @@ def verify_log(path: str | os.PathLike[str], key: bytes) -> VerifyResult:
                     verified=False,
                     error=f"line {line_no} (seq {bad.seq}): {bad.why}",
                     line=line_no,
+                    epochs=verifier.epochs,
                 )
             count += 1
-    return VerifyResult(count=count, tip=tip, verified=True, error=None)
+    return VerifyResult(count=count, tip=tip, verified=True, error=None, epochs=verifier.epochs)

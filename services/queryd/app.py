@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from lakehouse_common.audit.access import AccessAuditor
 from lakehouse_common.config import LakehouseSettings
 from lakehouse_common.contracts.catalog import CatalogClient
 from lakehouse_common.http import HttpClient
@@ -31,7 +32,8 @@ def create_app(settings: LakehouseSettings) -> FastAPI:
         views = LakeViews(
             catalog, files, settings.data_dir, settings.query.catalog_refresh_s, engine.publish
         )
-        app.state.query = QueryService(settings.query, engine, views)
+        auditor = AccessAuditor(settings, "queryd", http)
+        app.state.query = QueryService(settings.query, engine, views, auditor)
         views.start()
         try:
             yield

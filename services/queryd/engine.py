@@ -59,6 +59,8 @@ class QueryResult:
     columns: list[tuple[str, str]]  # (name, DuckDB type)
     table: pa.Table
     truncated: bool
+    # The SELECT's syntax tree (None for EXPLAIN): what governance reads.
+    tree: dict[str, Any] | None = None
 
 
 class _Session:
@@ -202,8 +204,9 @@ class QueryEngine:
             self._sync(session)
             with _Watchdog(session.cursor, timeout_s) as watchdog:
                 try:
-                    check_statement(session.cursor, sql)
+                    tree = check_statement(session.cursor, sql)
                     result = self._fetch(session.cursor, sql, params, limit)
+                    result = QueryResult(result.columns, result.table, result.truncated, tree)
                 except duckdb.InterruptException:
                     if watchdog.fired:
                         raise _timeout(time_limit_s) from None

@@ -60,12 +60,15 @@ _IDENTIFIER = re.compile(r"[^\W\d][\w$]*")
 _READ_ONLY_HINT = "queryd is read-only: one SELECT (or WITH … SELECT, or EXPLAIN) per request"
 
 
-def check_statement(con: duckdb.DuckDBPyConnection, sql: str) -> None:
-    """Refuse `sql` (InvalidInput) unless it is one read-only statement over views."""
+def check_statement(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, Any] | None:
+    """Refuse `sql` (InvalidInput) unless it is one read-only statement over views.
+
+    Answers a SELECT's syntax tree (governance reads it: which views, which columns), None for
+    an EXPLAIN (a plan discloses no rows)."""
     kind = _single_statement_type(con, sql)
     if kind == "SELECT":
-        _check_tree(con, sql)
-    elif kind == "EXPLAIN":
+        return _check_tree(con, sql)
+    if kind == "EXPLAIN":
         inner = _explained(sql)
         inner_kind = _single_statement_type(con, inner)
         if inner_kind != "SELECT":
@@ -74,11 +77,11 @@ def check_statement(con: duckdb.DuckDBPyConnection, sql: str) -> None:
                 details={"statement_type": f"EXPLAIN {inner_kind}"},
             )
         _check_tree(con, inner)
-    else:
-        raise InvalidInput(
-            f"{kind} statements are not allowed; {_READ_ONLY_HINT}",
-            details={"statement_type": kind},
-        )
+        return None
+    raise InvalidInput(
+        f"{kind} statements are not allowed; {_READ_ONLY_HINT}",
+        details={"statement_type": kind},
+    )
 
 
 def _single_statement_type(con: duckdb.DuckDBPyConnection, sql: str) -> str:
@@ -125,12 +128,12 @@ def _explained(sql: str) -> str:
     return sql[tokens[i][0] :]
 
 
-def _check_tree(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+def _check_tree(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, Any]:
     try:
         rows = con.execute("SELECT json_serialize_sql($1)", [sql]).fetchall()
     except duckdb.Error as exc:
         raise InvalidInput(str(exc)) from None
-    tree = orjson.loads(rows[0][0])
+    tree: dict[str, Any] = orjson.loads(rows[0][0])
     if tree.get("error"):
         raise InvalidInput(str(tree.get("error_message") or "the statement cannot be analysed"))
     for node in _nodes(tree):
@@ -158,6 +161,8 @@ def _check_tree(con: duckdb.DuckDBPyConnection, sql: str) -> None:
                         "never files",
                         details={"table": name},
                     )
+
+    return tree
 
 
 def _nodes(value: Any) -> Iterator[dict[str, Any]]:
