@@ -63,8 +63,11 @@ UPLOAD_CHUNK = 1024 * 1024
 SHOWN_ROW_ERRORS = 20
 
 
-# The demo roster's defaults for --index (issue 4: "{role} in {city}, {state}. …").
-DEFAULT_TEMPLATE = "{role} in {city}, {state}. Skills: {skills}. Certifications: {certifications}"
+# The demo roster's defaults for --index. The state is also spelled out: MiniLM places "Aurora,
+# IL" between Aurora IL and Aurora CO workers when the text has only the code (measured).
+DEFAULT_TEMPLATE = (
+    "{role} in {city}, {state} ({state_name}). Skills: {skills}. Certifications: {certifications}"
+)
 DEFAULT_METADATA = "role,city,state,available"
 
 

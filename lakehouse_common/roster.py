@@ -16,6 +16,8 @@ column               Arrow type       content
 ``city``             ``string``       one of :data:`CITIES` (170+ real US cities, 38 states),
                                       weighted by population ** 0.75
 ``state``            ``string``       two-letter code of that city's state
+``state_name``       ``string``       that state's full name (``Illinois``): embedding models
+                                      place a spelled-out state far better than a code
 ``zip``              ``string``       a real 5-digit ZIP code of that city (one per city)
 ``phone``            ``string``       ``(AAA) 555-01DD``: a real area code of the city and a
                                       line in 555-0100..555-0199, the NANP range reserved
@@ -76,6 +78,7 @@ __all__ = [
     "ROLES",
     "ROSTER_METADATA_KEY",
     "ROSTER_SCHEMA",
+    "STATE_NAMES",
     "ZSTD_LEVEL",
     "Availability",
     "City",
@@ -99,6 +102,7 @@ ROSTER_SCHEMA: Final = pa.schema(
         pa.field("role", pa.string(), nullable=False),
         pa.field("city", pa.string(), nullable=False),
         pa.field("state", pa.string(), nullable=False),
+        pa.field("state_name", pa.string(), nullable=False),
         pa.field("zip", pa.string(), nullable=False),
         pa.field("phone", pa.string(), nullable=False),
         pa.field("email", pa.string(), nullable=False),
@@ -119,6 +123,7 @@ _DICTIONARY_COLUMNS: Final = [
     "role",
     "city",
     "state",
+    "state_name",
     "zip",
     "skills",
     "certifications",
@@ -1033,6 +1038,61 @@ CITIES: Final[tuple[City, ...]] = _parse_cities(_CITY_TABLE)
 # Midwest metros where light-industrial staffing concentrates.
 _CITY_WEIGHT_EXPONENT: Final = 0.75
 
+# Two-letter code -> full name, for every state and DC.
+STATE_NAMES: Final = {
+    "AL": "Alabama",
+    "AK": "Alaska",
+    "AZ": "Arizona",
+    "AR": "Arkansas",
+    "CA": "California",
+    "CO": "Colorado",
+    "CT": "Connecticut",
+    "DE": "Delaware",
+    "DC": "District of Columbia",
+    "FL": "Florida",
+    "GA": "Georgia",
+    "HI": "Hawaii",
+    "ID": "Idaho",
+    "IL": "Illinois",
+    "IN": "Indiana",
+    "IA": "Iowa",
+    "KS": "Kansas",
+    "KY": "Kentucky",
+    "LA": "Louisiana",
+    "ME": "Maine",
+    "MD": "Maryland",
+    "MA": "Massachusetts",
+    "MI": "Michigan",
+    "MN": "Minnesota",
+    "MS": "Mississippi",
+    "MO": "Missouri",
+    "MT": "Montana",
+    "NE": "Nebraska",
+    "NV": "Nevada",
+    "NH": "New Hampshire",
+    "NJ": "New Jersey",
+    "NM": "New Mexico",
+    "NY": "New York",
+    "NC": "North Carolina",
+    "ND": "North Dakota",
+    "OH": "Ohio",
+    "OK": "Oklahoma",
+    "OR": "Oregon",
+    "PA": "Pennsylvania",
+    "RI": "Rhode Island",
+    "SC": "South Carolina",
+    "SD": "South Dakota",
+    "TN": "Tennessee",
+    "TX": "Texas",
+    "UT": "Utah",
+    "VT": "Vermont",
+    "VA": "Virginia",
+    "WA": "Washington",
+    "WV": "West Virginia",
+    "WI": "Wisconsin",
+    "WY": "Wyoming",
+}
+
 # Relative pay level by state (1.0 = national); states not listed pay the national level.
 _STATE_PAY: Final = {
     "CA": 1.18,
@@ -1211,6 +1271,7 @@ class _Tables:
     role_years_scale: _F64
     cities: Any
     states: Any
+    state_names: Any
     zips: Any
     city_cdf: _F64
     city_pay: _F64
@@ -1282,6 +1343,7 @@ def _tables() -> _Tables:
         role_years_scale=np.array([r.years_scale for r in ROLES], dtype=np.float64),
         cities=pa.array([c.name for c in CITIES], pa.string()),
         states=pa.array([c.state for c in CITIES], pa.string()),
+        state_names=pa.array([STATE_NAMES[c.state] for c in CITIES], pa.string()),
         zips=pa.array([c.zip for c in CITIES], pa.string()),
         city_cdf=_cdf([float(c.population_k) ** _CITY_WEIGHT_EXPONENT for c in CITIES]),
         city_pay=np.array([_STATE_PAY.get(c.state, 1.0) for c in CITIES], dtype=np.float64),
@@ -1385,6 +1447,7 @@ def _chunk(t: _Tables, seed: int, chunk: int, start: int, n: int) -> pa.RecordBa
             _take(t.roles, role),
             _take(t.cities, city),
             _take(t.states, city),
+            _take(t.state_names, city),
             _take(t.zips, city),
             phones,
             emails,

@@ -42,6 +42,8 @@ def create_app(settings: LakehouseSettings) -> FastAPI:
             settings.storage.default_bucket,
             EmbeddPort(EmbedClient(http.client_for("embedd", settings.url_of("embedd")))),
             VectordPort(VectorClient(http.client_for("vectord", settings.url_of("vectord")))),
+            retries=settings.ingest.index_retries,
+            retry_backoff_s=settings.ingest.index_retry_backoff_s,
         )
         app.state.index_jobs = jobs
         try:

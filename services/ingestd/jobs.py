@@ -10,6 +10,11 @@ embeds the texts through embedd and upserts `{id, vector, metadata}` into a vect
 Re-running a job on the same dataset version is idempotent: ids come from the id column and
 vectord upserts replace, and the local model is deterministic, so the index ends in the same
 state. Jobs live in memory (a restart forgets them; re-run the job — it is idempotent).
+
+A batch whose embed or upsert fails transiently (embedd/vectord unreachable, busy or slow: 502
+`upstream_unavailable`, 503, 504) is retried `ingest.index_retries` times with doubling backoff
+before the job fails — both calls are idempotent, and a 10k-row job should not die of one slow
+batch on a loaded machine. Any other error fails the job at once with its message.
 """
 
 from __future__ import annotations
@@ -17,22 +22,37 @@ from __future__ import annotations
 import asyncio
 import string
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lakehouse_common.contracts.catalog import DatasetManifest
 from lakehouse_common.contracts.ingest import IndexJob, IndexJobRequest
-from lakehouse_common.errors import LakehouseError, NotFound, UnprocessableEntity
+from lakehouse_common.errors import (
+    LakehouseError,
+    NotFound,
+    ServiceUnavailable,
+    UnprocessableEntity,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from lakehouse_common.logging import get_logger
 from lakehouse_common.store import Store
 from lakehouse_common.tracing import mint_trace_id
 
 log = get_logger("lakehouse.ingestd.jobs")
+T = TypeVar("T")
+
+TRANSIENT: tuple[type[LakehouseError], ...] = (
+    UpstreamUnavailable,
+    ServiceUnavailable,
+    UpstreamTimeout,
+)
 
 
 class EmbedPort(Protocol):
@@ -119,11 +139,22 @@ class _Job:
 class IndexJobs:
     """Runs index jobs one at a time per index (upserts into one index never interleave)."""
 
-    def __init__(self, store: Store, bucket: str, embed: EmbedPort, vectors: VectorPort) -> None:
+    def __init__(
+        self,
+        store: Store,
+        bucket: str,
+        embed: EmbedPort,
+        vectors: VectorPort,
+        *,
+        retries: int = 3,
+        retry_backoff_s: float = 1.0,
+    ) -> None:
         self.store = store
         self.bucket = bucket
         self.embed = embed
         self.vectors = vectors
+        self.retries = retries
+        self.retry_backoff_s = retry_backoff_s
         self._jobs: dict[str, _Job] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._index_locks: dict[str, asyncio.Lock] = {}
@@ -203,7 +234,7 @@ class IndexJobs:
                 req.text_template.format(**{c: _text_value(row[c]) for c in template_cols})
                 for row in rows
             ]
-            vectors = await self.embed.embed_texts(texts)
+            vectors = await self._retrying(job, partial(self.embed.embed_texts, texts))
             if not ensured:
                 await self.vectors.ensure_index(req.index, len(vectors[0]))
                 ensured = True
@@ -215,8 +246,26 @@ class IndexJobs:
                 }
                 for row, vector in zip(rows, vectors, strict=True)
             ]
-            await self.vectors.upsert(req.index, items)
+            await self._retrying(job, partial(self.vectors.upsert, req.index, items))
             job.done += len(rows)
+
+    async def _retrying(self, job: _Job, call: Callable[[], Awaitable[T]]) -> T:
+        for attempt in range(self.retries + 1):
+            try:
+                return await call()
+            except TRANSIENT as exc:
+                if attempt == self.retries:
+                    raise
+                delay = self.retry_backoff_s * 2**attempt
+                log.warning(
+                    "index batch failed, retrying",
+                    job=job.id,
+                    attempt=attempt + 1,
+                    delay_s=delay,
+                    error=f"{exc.code}: {exc.message}",
+                )
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
 
     def _batches(
         self, manifest: DatasetManifest, columns: Sequence[str], size: int

@@ -33,6 +33,7 @@ from lakehouse_common.roster import (
     ROLES,
     ROSTER_METADATA_KEY,
     ROSTER_SCHEMA,
+    STATE_NAMES,
     ZSTD_LEVEL,
     generate_roster,
     iter_roster_batches,
@@ -103,6 +104,7 @@ class TestSchema:
             "role",
             "city",
             "state",
+            "state_name",
             "zip",
             "phone",
             "email",
@@ -195,6 +197,7 @@ class TestContent:
         for row in rows:
             city = CITY_BY_KEY[(row["city"], row["state"])]
             assert row["zip"] == city.zip
+            assert row["state_name"] == STATE_NAMES[row["state"]]
         assert len({row["state"] for row in rows}) >= 30
         assert any(row["city"] == "Aurora" and row["state"] == "IL" for row in rows)
 
