@@ -18,6 +18,7 @@ from lakehouse_common.topology import installed_daemons
 from tests.conftest import LiveStack, repo_root
 
 ROOT = repo_root()
+DEMO_WORKERS = 300
 
 
 def run(cmd: list[str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -35,13 +36,29 @@ def stack(tmp_path: Path) -> LiveStack:
 def test_make_run_status_stop(stack: LiveStack) -> None:
     cfg = f"CONFIG={stack.config_path}"
     try:
-        started = run(["make", "run", cfg])
+        # The main job: the stack, then the demo roster ingested and indexed (small here).
+        started = run(["make", "run", cfg, f"WORKERS={DEMO_WORKERS}"], timeout=600)
         assert started.returncode == 0, started.stdout + started.stderr
         gateway = stack.url("gateway")
         assert f"curl -s {gateway}/v1/health" in started.stdout
+        assert f"curl -s {gateway}/v1/matrix/search" in started.stdout
         health = httpx.get(f"{gateway}/v1/health", timeout=10).json()
         assert health["status"] == "ok"
         assert set(health["daemons"]) == {d.name for d in installed_daemons()} - {"gateway"}
+        index = httpx.get(f"{gateway}/v1/vectors/indexes/workers", timeout=10).json()
+        assert index["count"] == DEMO_WORKERS
+
+        # A second make run leaves the loaded roster alone.
+        again = run(["make", "run", cfg, f"WORKERS={DEMO_WORKERS}"], timeout=600)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "already loaded" in again.stdout
+
+        # The learning story through the gateway, twice (each run starts cold again).
+        for _ in range(2):
+            story = run(["make", "demo", cfg])
+            assert story.returncode == 0, story.stdout + story.stderr
+            assert "the distance is halved" in story.stdout
+            assert "role gate" in story.stdout
 
         status = run(["make", "status", cfg])
         assert status.returncode == 0, status.stdout + status.stderr
