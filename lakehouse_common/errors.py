@@ -112,6 +112,14 @@ class UpstreamTimeout(LakehouseError):
     code = "upstream_timeout"
 
 
+class InsufficientStorage(LakehouseError):
+    """The disk (or quota) holding the daemon's data is full: the write was refused whole and
+    nothing of it was kept; retry once space is freed."""
+
+    status = 507
+    code = "insufficient_storage"
+
+
 def _registry() -> dict[str, type[LakehouseError]]:
     out: dict[str, type[LakehouseError]] = {}
     stack: list[type[LakehouseError]] = [LakehouseError]

@@ -18,6 +18,9 @@
 
 from __future__ import annotations
 
+import errno
+import json
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -35,6 +38,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from pydantic import BaseModel
 from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -42,6 +46,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lakehouse_common.config import LakehouseSettings
 from lakehouse_common.errors import (
     STATUS_CODES,
+    InsufficientStorage,
     LakehouseError,
     envelope_of,
     error_body,
@@ -63,7 +68,20 @@ class JsonResponse(JSONResponse):
     """JSON rendered by orjson: compact, UTF-8, fast (FastAPI's ORJSONResponse is deprecated)."""
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
+        try:
+            return orjson.dumps(content)
+        except TypeError:
+            # orjson refuses integers beyond 64 bits, and a 4xx may echo one from the request
+            # (`?limit=10**30` found by issue 9's fuzzing was a 500): the stdlib writes any int.
+            text = json.dumps(
+                content, ensure_ascii=False, separators=(",", ":"), default=_orjson_value
+            )
+            return text.encode()
+
+
+def _orjson_value(value: Any) -> Any:
+    """What orjson would write for a value the stdlib encoder does not know (datetime, UUID…)."""
+    return orjson.loads(orjson.dumps(value))
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -110,11 +128,67 @@ class Metrics:
         )
 
 
+def request_body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` documenting `model` as the JSON body of a route that parses it itself.
+
+    The models it nests are inlined: FastAPI never adds them to the document's components, so a
+    `$ref` to them would dangle (issue 9: schemathesis skipped those bodies as unresolvable).
+    """
+    schema = model.model_json_schema()
+    defs: dict[str, Any] = schema.pop("$defs", {})
+
+    def inline(node: Any, seen: tuple[str, ...] = ()) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                name = ref.removeprefix("#/$defs/")
+                if name in seen:
+                    raise ValueError(f"{model.__name__}: recursive model {name} cannot be inlined")
+                return inline(defs[name], (*seen, name))
+            return {key: inline(value, seen) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item, seen) for item in node]
+        return node
+
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": inline(schema)}},
+        }
+    }
+
+
 def error_response(status: int, code: str, message: str, details: Any = None) -> JsonResponse:
     return JsonResponse(
         error_body(code, message, details=details, trace_id=current_trace_id.get()),
         status_code=status,
     )
+
+
+# errno values that mean "the disk or the quota is full" (EFBIG: a file-size limit).
+_STORAGE_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def storage_full(exc: BaseException) -> str | None:
+    """Why `exc` (or what caused it) is a full disk, or None when it is something else.
+
+    Writes refused for lack of space are answered 507 `insufficient_storage`, not 500: the
+    stores undo a failed write (a staged object is dropped, an append is truncated back), so
+    the refusal is clean and the client may retry once space is freed (issue 9).
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _STORAGE_FULL_ERRNOS:
+            return current.strerror or errno.errorcode.get(current.errno or 0, "disk full")
+        if (
+            isinstance(current, sqlite3.OperationalError)
+            and getattr(current, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+        ):
+            return str(current)
+        current = current.__cause__ or current.__context__
+    return None
 
 
 class ServiceMiddleware:
@@ -186,12 +260,25 @@ class ServiceMiddleware:
             else:
                 await self.app(scope, receive_wrapper, send_wrapper)
         except Exception as exc:
-            self.log.exception("unhandled error", path=scope.get("path"), error=type(exc).__name__)
+            full = storage_full(exc)
+            if full is not None:
+                self.log.error("storage full", path=scope.get("path"), error=full)
+            else:
+                self.log.exception(
+                    "unhandled error", path=scope.get("path"), error=type(exc).__name__
+                )
             if response_started:
                 raise  # the answer is half sent: let the server abort the connection
-            response = error_response(
-                500, "internal", f"internal error ({type(exc).__name__}); see logs for trace id"
-            )
+            if full is not None:
+                response = error_response(
+                    InsufficientStorage.status,
+                    InsufficientStorage.code,
+                    f"not enough storage to complete the write ({full}); nothing was kept",
+                )
+            else:
+                response = error_response(
+                    500, "internal", f"internal error ({type(exc).__name__}); see logs for trace id"
+                )
             await response(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
@@ -305,7 +392,64 @@ def create_service_app(
 
     for router in routers:
         app.include_router(router)
+
+    generate_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document_error_envelope(generate_openapi())
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+ERROR_ENVELOPE_SCHEMA: dict[str, Any] = {
+    "title": "ErrorEnvelope",
+    "description": "The body of every 4xx/5xx answer (SPEC §3).",
+    "type": "object",
+    "required": ["error", "trace_id"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {"description": "Anything that helps: names, limits, row errors."},
+            },
+        },
+        "trace_id": {"type": "string"},
+    },
+}
+
+
+def document_error_envelope(schema: dict[str, Any]) -> None:
+    """Make the OpenAPI document say what errors really look like: every documented 4xx/5xx,
+    and a `default` answer on each operation, is the envelope (FastAPI documents 422 as its own
+    `{detail}` shape, which no daemon answers). Schemathesis then checks every error answer
+    against it (issue 9)."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["ErrorEnvelope"] = ERROR_ENVELOPE_SCHEMA
+    envelope = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.get("responses") if isinstance(operation, dict) else None
+            if not isinstance(responses, dict):
+                continue
+            for status, response in responses.items():
+                if str(status)[:1] in ("4", "5") and isinstance(response, dict):
+                    response["content"] = envelope
+            responses.setdefault(
+                "default", {"description": "An error, in the envelope.", "content": envelope}
+            )
+    # FastAPI's `{detail}` shape and its item, unless a daemon's own model took the name.
+    components.pop("HTTPValidationError", None)
+    item = components.get("ValidationError", {})
+    if {"loc", "msg", "type"} <= set(item.get("properties", {})) and (
+        '"#/components/schemas/ValidationError"' not in json.dumps(schema)
+    ):
+        del components["ValidationError"]
 
 
 def run_service(name: str, app_factory: Callable[[LakehouseSettings], FastAPI]) -> None:
