@@ -5,11 +5,13 @@ PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 CONFIG ?=
+# Demo roster size that `make run` generates, ingests and indexes.
+WORKERS ?= 20000
 
 CONFIG_FLAG := $(if $(CONFIG),--config $(CONFIG),)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run stop status test test-fast lint format bench clean
+.PHONY: help install run demo stop status test test-fast fuzz lint format bench smoke parity clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,8 +27,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv (if missing) and install the project with dev tools
 
-run: $(STAMP) ## start the whole stack in the background (CONFIG=file to choose a config)
+run: $(STAMP) ## start the stack, then load and index the demo roster (WORKERS=20000, CONFIG=file)
 	@bash scripts/start_stack.sh $(CONFIG_FLAG)
+	@$(BIN)/lakehouse demo load --workers $(WORKERS) $(CONFIG_FLAG)
+
+demo: $(STAMP) ## tell the learning story through the gateway of a running stack (after make run)
+	@bash scripts/demo.sh $(CONFIG_FLAG)
+
+smoke: $(STAMP) ## smoke every daemon, then the end-to-end story, against a running stack
+	@bash scripts/smoke/run_all.sh $(CONFIG_FLAG)
+
+parity: $(STAMP) ## the parity probes against a running stack (PEER_URL=, ECHO_MODEL= optional)
+	@bash scripts/parity/run_all.sh $(CONFIG_FLAG)
 
 stop: ## stop exactly the processes the stack scripts started
 	@bash scripts/stop_stack.sh $(CONFIG_FLAG)
@@ -34,11 +46,24 @@ stop: ## stop exactly the processes the stack scripts started
 status: $(STAMP) ## table of daemons: port, pid, health
 	@bash scripts/status_stack.sh $(CONFIG_FLAG)
 
-test: $(STAMP) ## run the whole test suite (what CI runs)
-	$(PY) -m pytest
+# Two workers: most tests wait on real daemons, not the CPU. A test module stays on one worker
+# (--dist loadfile), so its module-scoped stack starts once. TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 2
+XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+
+test: $(STAMP) ## run the whole test suite (what CI runs; TEST_WORKERS=2)
+	$(PY) -m pytest $(XDIST)
 
 test-fast: $(STAMP) ## the suite without slow/fault/fuzz tests
-	$(PY) -m pytest -m "not slow and not fault and not fuzz"
+	$(PY) -m pytest $(XDIST) -m "not slow and not fault and not fuzz"
+
+# `make test` (CI) fuzzes with 10 examples per operation and a fixed seed; this is the long run.
+FUZZ_EXAMPLES ?= 100
+FUZZ_SEED ?= random
+fuzz: $(STAMP) ## schemathesis on every daemon's API, big budget (FUZZ_EXAMPLES=100, FUZZ_SEED=random)
+	LAKEHOUSE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) LAKEHOUSE_FUZZ_SEED=$(FUZZ_SEED) \
+	LAKEHOUSE_FUZZ_PHASES=examples,coverage,fuzzing,stateful \
+	$(PY) -m pytest tests/fuzz -m fuzz -p no:cacheprovider -v
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy strict on the core
 	$(BIN)/ruff check .

@@ -10,9 +10,14 @@ from __future__ import annotations
 import typer
 
 from lakehouse_common.audit.cli import audit_app
+from lakehouse_common.cli_demo import demo_app
+from lakehouse_common.cli_distill import distill_app
 from lakehouse_common.cli_ingest import ingest
+from lakehouse_common.cli_load import loadgen, multitier
+from lakehouse_common.cli_probe import probe_app
 from lakehouse_common.cli_roster import gen_workers
 from lakehouse_common.cli_stack import stack_app
+from lakehouse_common.cli_subjects import subjects_app
 
 app = typer.Typer(
     name="lakehouse",
@@ -23,8 +28,14 @@ app = typer.Typer(
 )
 app.add_typer(audit_app, name="audit")
 app.add_typer(stack_app, name="stack")
+app.add_typer(subjects_app, name="subjects")
+app.add_typer(demo_app, name="demo")
+app.add_typer(probe_app, name="probe")
+app.add_typer(distill_app, name="distill")
 app.command("gen-workers")(gen_workers)
 app.command("ingest")(ingest)
+app.command("loadgen")(loadgen)
+app.command("multitier")(multitier)
 
 
 if __name__ == "__main__":

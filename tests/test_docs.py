@@ -52,5 +52,16 @@ def test_ci_runs_make_test() -> None:
 
 def test_makefile_targets_exist() -> None:
     makefile = (ROOT / "Makefile").read_text()
-    for target in ("run", "stop", "status", "test", "test-fast", "lint", "bench"):
+    for target in (
+        "run",
+        "demo",
+        "stop",
+        "status",
+        "test",
+        "test-fast",
+        "lint",
+        "bench",
+        "smoke",
+        "parity",
+    ):
         assert re.search(rf"^{target}:.*## ", makefile, re.M), target

@@ -6,7 +6,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["gateway_overhead.py", "lake_bench.py"]
+BENCHES = [
+    "gateway_overhead.py",
+    "lake_bench.py",
+    "audit_overhead.py",
+    "retrieval_bench.py",
+    "matrix_bench.py",
+    # Distillation at 100k and 1M events: events/s and peak RSS, reports/distill_bench.md.
+    "distill_bench.py",
+    # Last and longest (~25 min at 100k workers): the issue-9 load run, reports/load_big.md.
+    "load_big.py",
+]
 
 
 def main() -> int:

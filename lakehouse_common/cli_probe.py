@@ -1,0 +1,144 @@
+"""`lakehouse probe …`: the smoke chain and the parity probes against a live stack (SPEC §9,
+issue 9). ``scripts/smoke/*.sh`` and ``scripts/parity/*.sh`` are thin wrappers around these.
+
+- ``probe smoke [DAEMON…] [--story]``: one smoke per daemon (all, in start order, when none is
+  named), then with ``--story`` the end-to-end story; ends with ``N passed, N failed``.
+- ``probe story``: the end-to-end story alone.
+- ``probe validator | extract-json | session-log | embed``: a parity probe; ends with
+  ``<name>_parity: passed/total assertions passed``.
+
+Every command takes ``--config`` (the stack to probe: default ``$LAKEHOUSE_CONFIG`` or the dev
+config) and exits 0 when every check passed, 1 when one failed, 2 on bad usage or an unusable
+config. A peer runtime (``--peer URL`` or ``PEER_URL``) is compared where a probe can.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lakehouse_common.config import ConfigError, LakehouseSettings, load_settings
+from lakehouse_common.probes import Probe, Tally, parity
+from lakehouse_common.probes.smoke import SMOKES, run_smokes
+from lakehouse_common.probes.story import run_story
+from lakehouse_common.topology import installed_daemons
+
+probe_app = typer.Typer(
+    help="Smoke chain and parity probes against a live stack (scripts/smoke, scripts/parity).",
+    no_args_is_help=True,
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="TOML config of the stack (default: $LAKEHOUSE_CONFIG or dev)."),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="LAKEHOUSE_GATEWAY__AUTH_TOKEN",
+        help="Bearer token, when the gateway requires one.",
+        show_default=False,
+    ),
+]
+PeerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--peer",
+        envvar="PEER_URL",
+        help="A second runtime's gateway URL to compare with.",
+        show_default=False,
+    ),
+]
+EchoModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--echo-model",
+        envvar="ECHO_MODEL",
+        help="A chat model (provider/model) that answers with the user's message verbatim: "
+        "lets a probe observe extract_json and session records through validatord.",
+        show_default=False,
+    ),
+]
+
+
+def _settings(config: Path | None) -> LakehouseSettings:
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        typer.echo(f"lakehouse probe: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _finish(tally: Tally, last_line: str) -> None:
+    typer.echo(last_line)
+    if not tally.ok:
+        raise typer.Exit(1)
+
+
+@probe_app.command("smoke")
+def smoke(
+    daemons: Annotated[
+        list[str] | None,
+        typer.Argument(help="Daemons to smoke (default: every installed one, in start order)."),
+    ] = None,
+    story: Annotated[bool, typer.Option("--story", help="Then tell the end-to-end story.")] = False,
+    config: ConfigOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Health and a few real calls per daemon (and the story); ends with `N passed, N failed`."""
+    names = daemons or [d.name for d in installed_daemons()]
+    unknown = [name for name in names if name not in SMOKES]
+    if unknown:
+        typer.echo(f"lakehouse probe smoke: no such daemon {', '.join(unknown)}", err=True)
+        raise typer.Exit(2)
+    settings = _settings(config)
+    tally = Tally(typer.echo)
+    with Probe(settings, tally, token=token) as probe:
+        run_smokes(probe, names)
+        if story:
+            run_story(probe)
+    _finish(tally, tally.counts())
+
+
+@probe_app.command("story")
+def story_only(config: ConfigOption = None, token: TokenOption = None) -> None:
+    """The end-to-end story alone; ends with `N passed, N failed`."""
+    tally = Tally(typer.echo)
+    with Probe(_settings(config), tally, token=token) as probe:
+        run_story(probe)
+    _finish(tally, tally.counts())
+
+
+def _parity_command(
+    name: str, run: Callable[[Probe, str | None, str | None], None]
+) -> Callable[..., None]:
+    def command(
+        config: ConfigOption = None,
+        token: TokenOption = None,
+        peer: PeerOption = None,
+        echo_model: EchoModelOption = None,
+    ) -> None:
+        settings = _settings(config)
+        tally = Tally(typer.echo)
+        with Probe(settings, tally, token=token) as probe:
+            run(probe, peer.rstrip("/") if peer else None, echo_model)
+        if tally.skipped:
+            typer.echo(f"({tally.skipped} skipped)")
+        _finish(tally, f"{name}_parity: {tally.ratio()} assertions passed")
+
+    command.__doc__ = (run.__doc__ or "").strip().splitlines()[0]
+    return command
+
+
+probe_app.command("validator")(_parity_command("validator", parity.validator_parity))
+probe_app.command("extract-json")(_parity_command("extract_json", parity.extract_json_parity))
+probe_app.command("session-log")(_parity_command("session_log", parity.session_log_parity))
+probe_app.command("embed")(_parity_command("embed", parity.embed_parity))
+
+
+if __name__ == "__main__":  # `python -m lakehouse_common.cli_probe`: what the scripts run
+    probe_app()
