@@ -18,7 +18,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -100,8 +100,14 @@ def run(
         text=True,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
-        env={**os.environ, **(env or {})},
+        env={**_top_level(os.environ), **(env or {})},
     )
+
+
+def _top_level(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment without make's recursion variables: under `make test` (CI) a nested
+    `make smoke` would otherwise print "make[1]: Leaving directory" after the summary line."""
+    return {k: v for k, v in environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
 
 
 @pytest.fixture(scope="module")
