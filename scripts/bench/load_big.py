@@ -39,6 +39,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+from bare_server import start as start_bare
 
 from lakehouse_common.config import LakehouseSettings
 from lakehouse_common.loadgen import LoadSummary, generate_load
@@ -52,7 +53,6 @@ from lakehouse_common.multitier import (
 )
 from lakehouse_common.stack import (
     ephemeral_config,
-    free_port,
     pid_file,
     read_pid,
     start_stack,
@@ -159,22 +159,6 @@ class RssSampler:
 # -- the run ----------------------------------------------------------------------------------
 
 
-def _bare(size: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("bare_server.py")), str(port), str(size)]
-    )
-    url = f"http://127.0.0.1:{port}/fixed"
-    for _ in range(400):
-        try:
-            httpx.get(url, timeout=1)
-            return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("bare server did not start")
-
-
 def _search_bodies(gateway: str) -> list[bytes]:
     sql = (
         "SELECT role, city, state, count(*) AS n FROM workers "
@@ -261,7 +245,7 @@ def run() -> Figures:
                 figures.search = _load(search_url, bodies, DURATION_S)
             figures.rss_search = sampler
 
-            bare_proc, bare_url = _bare(figures.body_size)
+            bare_proc, bare_url = start_bare(figures.body_size)
             _say(f"bare endpoint: {BARE_DURATION_S:g} s at concurrency {CONCURRENCY}")
             figures.bare = _load(bare_url, bodies, BARE_DURATION_S)
             figures.rss_bare = rss_bytes(bare_proc.pid)

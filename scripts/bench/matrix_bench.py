@@ -22,9 +22,10 @@ import time
 from pathlib import Path
 
 import httpx
+from bare_server import start as start_bare
 
 from lakehouse_common.loadgen import LoadResult, drive
-from lakehouse_common.stack import ephemeral_config, free_port, start_stack, stop_stack
+from lakehouse_common.stack import ephemeral_config, start_stack, stop_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKERS = int(os.environ.get("MATRIX_BENCH_WORKERS", "20000"))
@@ -37,21 +38,6 @@ QUERY = {
     "k": 5,
     "use_playbook": True,
 }
-
-
-def _bare(size: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("bare_server.py")), str(port), str(size)]
-    )
-    url = f"http://127.0.0.1:{port}/fixed"
-    for _ in range(200):
-        try:
-            httpx.get(url, timeout=1)
-            return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise RuntimeError("bare server did not start")
 
 
 def _row(label: str, runs: list[LoadResult]) -> tuple[str, float]:
@@ -99,7 +85,7 @@ def main() -> int:
                     },
                 ).raise_for_status()
                 size = len(client.post(url, json=QUERY).content)
-            bare_proc, bare = _bare(size)
+            bare_proc, bare = start_bare(size)
             drive(url, requests=200, concurrency=10, method="POST", json=QUERY)
             drive(bare, requests=200, concurrency=10, method="POST", json=QUERY)
             ours: dict[int, list[LoadResult]] = {c: [] for c in CONCURRENCY}

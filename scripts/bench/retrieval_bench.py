@@ -25,9 +25,10 @@ from pathlib import Path
 import hnswlib
 import httpx
 import numpy as np
+from bare_server import start as start_bare
 
 from lakehouse_common.loadgen import drive
-from lakehouse_common.stack import ephemeral_config, free_port, start_daemon, stop_stack
+from lakehouse_common.stack import ephemeral_config, start_daemon, stop_stack
 from lakehouse_common.topology import BY_NAME
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,21 +78,6 @@ def _vectord_recall(
         resp.raise_for_status()
         found.append({int(r["id"][1:]) for r in resp.json()["results"]})
     return _recall(found, data, queries)
-
-
-def _bare(size: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("bare_server.py")), str(port), str(size)]
-    )
-    url = f"http://127.0.0.1:{port}/fixed"
-    for _ in range(200):
-        try:
-            httpx.get(url, timeout=1)
-            return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise RuntimeError("bare server did not start")
 
 
 def _hnsw(data: np.ndarray, m: int, ef_construction: int, ef: int) -> hnswlib.Index:
@@ -182,7 +168,7 @@ def main() -> int:
 
             query = {"vector": _unit(np.random.default_rng(5), 1)[0].tolist(), "k": K}
             size = len(vec.post("/v1/vectors/indexes/bench/search", json=query).content)
-            proc, bare = _bare(size)
+            proc, bare = start_bare(size)
             bare_procs.append(proc)
             s_ours, s_base = _ratio_runs(
                 (settings.url_of("vectord") + "/v1/vectors/indexes/bench/search", query), bare
@@ -212,7 +198,7 @@ def main() -> int:
             cached = {"texts": ["Forklift Operator in Aurora, IL"]}
             emb.post("/v1/embed", json=cached).raise_for_status()
             esize = len(emb.post("/v1/embed", json=cached).content)
-            proc2, bare2 = _bare(esize)
+            proc2, bare2 = start_bare(esize)
             bare_procs.append(proc2)
             e_ours, e_base = _ratio_runs((settings.url_of("embedd") + "/v1/embed", cached), bare2)
             for run in range(3):
