@@ -61,6 +61,18 @@ class ServerSettings(_Section):
     max_body_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shutdown_grace_s: float = Field(default=10.0, ge=0)
+    # The cyclic garbage collector's thresholds (generations 0, 1, 2) in every daemon; at start
+    # the objects alive after imports and app creation are frozen out of collection. Python's
+    # default (700, 10, 10) ran gen-2 passes often enough under load to triple matrixd's p99
+    # (reports/matrix_bench.md). An empty list keeps Python's default and freezes nothing.
+    gc_thresholds: list[int] = Field(default=[20_000, 50, 100])
+
+    @field_validator("gc_thresholds")
+    @classmethod
+    def _three_thresholds(cls, value: list[int]) -> list[int]:
+        if value and (len(value) != 3 or any(v < 0 for v in value)):
+            raise ValueError("gc_thresholds is [gen0, gen1, gen2] (non-negative) or []")
+        return value
 
 
 class PortsSettings(_Section):
@@ -288,6 +300,13 @@ class VectorSettings(_Section):
     # Indexes with fewer live items than this are searched exactly (brute force).
     exact_threshold: int = Field(default=2000, ge=0)
     initial_capacity: int = Field(default=1024, gt=0)
+    # glibc allocator settings vectord applies at start (0 = leave glibc's default): at most
+    # this many malloc arenas (each worker thread otherwise keeps its own freed memory), and
+    # allocations from this size up served by mmap and returned to the system when freed
+    # (glibc otherwise raises the threshold to 32 MiB and keeps big request buffers). At 100k
+    # vectors they cut vectord's RSS by ~90 MiB (reports/retrieval_bench.md).
+    malloc_arena_max: int = Field(default=2, ge=0)
+    malloc_mmap_threshold_bytes: int = Field(default=128 * 1024, ge=0, le=32 * 1024 * 1024)
     # A background snapshot is taken after this many WAL records or seconds, whichever first.
     snapshot_every_ops: int = Field(default=50_000, gt=0)
     snapshot_interval_s: float = Field(default=60.0, gt=0)
@@ -322,6 +341,9 @@ class ObserveSettings(_Section):
     reporter_enabled: bool = True
     reporter_queue_size: int = Field(default=10_000, gt=0)
     reporter_batch_max: int = Field(default=200, gt=0)
+    # After the first queued event, wait this long for more before sending, so a busy daemon
+    # posts one batch per interval instead of one request per event (0: send at once).
+    reporter_linger_s: float = Field(default=0.05, ge=0, le=5)
     # A batch observerd does not take is retried this many times, then dropped and counted.
     reporter_retries: int = Field(default=2, ge=0)
     reporter_retry_backoff_s: float = Field(default=0.2, ge=0)
@@ -380,6 +402,9 @@ class MatrixSettings(_Section):
     playbook_max_distance: float = Field(default=0.15, ge=0.0, le=2.0)
     # Same-role recordings fetched per search (nearest first) before the distance threshold.
     playbook_fanout: int = Field(default=32, gt=0, le=1000)
+    # Query embeddings matrixd keeps (LRU, keyed by text): a repeated query skips the embedd
+    # call. Embeddings are deterministic per model; 0 disables.
+    query_cache_size: int = Field(default=4096, ge=0)
     # Largest `k` of `/v1/matrix/search` and `/v1/matrix/retrieve`.
     max_k: int = Field(default=100, gt=0, le=1000)
     # `/v1/matrix/retrieve` fetches `k × retrieve_overfetch` semantic candidates (at most

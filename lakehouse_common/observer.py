@@ -4,7 +4,9 @@ request on it").
 A daemon opens one `Observer` in its lifespan and calls `report(stream, event)` from its
 handlers. `report` only serialises the event and puts it on a bounded in-memory queue: it never
 awaits, never raises, and a full queue drops the event (counted). A background task drains the
-queue, groups what it finds per stream and POSTs each group as one batch to
+queue — after waiting `observe.reporter_linger_s` (50 ms) for more events to gather, so a busy
+daemon posts one batch per interval rather than one request per event — groups what it finds
+per stream and POSTs each group as one batch to
 `POST /v1/observe/{stream}`. When observerd is down or refuses a batch, the batch is retried a
 few times (`observe.reporter_retries`, short backoff) and then dropped and counted: reporting
 loses events rather than ever slowing the daemon's own requests.
@@ -221,8 +223,16 @@ class Observer:
 
     async def _run(self) -> None:
         batch_max = self.settings.reporter_batch_max
+        linger = self.settings.reporter_linger_s
         while True:
             first = await self._queue.get()
+            if linger > 0 and self._queue.qsize() + 1 < batch_max and not self._closed:
+                try:
+                    await asyncio.sleep(linger)  # let a busy daemon's events gather
+                except asyncio.CancelledError:
+                    self._queue.task_done()
+                    self._drop(first[0], CLOSED)
+                    raise
             taken = [first]
             while len(taken) < batch_max * 8:
                 try:

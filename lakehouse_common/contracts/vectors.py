@@ -11,7 +11,12 @@ Endpoints (vectord, :3215), all under `/v1/vectors`:
   `not_found`, not an error);
 - `GET /indexes/{name}/items/{id}` → `ItemRecord` (404 when absent);
 - `POST /indexes/{name}/search` `SearchRequest` → `SearchResponse` (`vector`: `results` is one
-  list of hits) or `BatchSearchResponse` (`vectors`: `results` is one list per query, in order).
+  list of hits) or `BatchSearchResponse` (`vectors`: `results` is one list per query, in order);
+- `POST /search` `MultiSearchRequest` → `BatchSearchResponse`: several single-vector searches,
+  each on its own index, in one request (matrixd's organic and playbook searches: one hop
+  instead of two). Each search is checked as its per-index form would be; any failure answers
+  that error for the whole request, except an absent index of a search with `missing_ok`,
+  which answers no hits.
 
 Distances: cosine `1 − cos` (stored vectors are normalised), l2 the *squared* Euclidean
 distance, ip `1 − dot` — the values hnswlib reports, for exact and HNSW search alike.
@@ -32,6 +37,7 @@ from lakehouse_common.http import ServiceClient
 
 AREA = "vectors"
 INDEXES = "/v1/vectors/indexes"
+SEARCH = "/v1/vectors/search"
 MAX_DIM = 4096
 MAX_ID_CHARS = 512
 MAX_EF = 10_000
@@ -176,6 +182,36 @@ class SearchRequest(_Strict):
         return self
 
 
+MAX_MULTI_SEARCHES = 16
+
+
+class IndexSearch(_Strict):
+    """One search of a `MultiSearchRequest`: `index` and the single-`vector` form."""
+
+    index: str = Field(min_length=1)
+    vector: list[float]
+    k: int = Field(default=10, ge=1)
+    ef: int | None = Field(default=None, ge=1, le=MAX_EF)
+    filter: dict[str, Any] | None = None
+    exclude_ids: list[str] = Field(default_factory=list)
+    missing_ok: bool = Field(
+        default=False, description="an absent index answers no hits instead of 404"
+    )
+
+    def as_search(self) -> SearchRequest:
+        return SearchRequest(
+            vector=self.vector,
+            k=self.k,
+            ef=self.ef,
+            filter=self.filter,
+            exclude_ids=self.exclude_ids,
+        )
+
+
+class MultiSearchRequest(_Strict):
+    searches: list[IndexSearch] = Field(min_length=1, max_length=MAX_MULTI_SEARCHES)
+
+
 class SearchHit(BaseModel):
     id: str
     distance: float
@@ -282,6 +318,13 @@ class VectorClient:
         body = _search_body(k, ef, filter, exclude_ids)
         body["vectors"] = [[float(x) for x in v] for v in vectors]
         data = await self.client.call_json("POST", f"{_index_path(name)}/search", json=body)
+        return BatchSearchResponse.model_validate(data).results
+
+    async def search_indexes(self, searches: Sequence[IndexSearch]) -> list[list[SearchHit]]:
+        """Several single-vector searches, each on its own index, in one request: one list of
+        hits per search, in order."""
+        body = {"searches": [s.model_dump(exclude_defaults=True) for s in searches]}
+        data = await self.client.call_json("POST", SEARCH, json=body)
         return BatchSearchResponse.model_validate(data).results
 
 

@@ -31,9 +31,9 @@ from lakehouse_common.contracts.embed import (
     UnknownModel,
     split_model,
 )
+from lakehouse_common.embed_cache import EmbeddingCache
 from lakehouse_common.errors import UnprocessableEntity, UpstreamError
 from services.embedd.batching import MicroBatcher
-from services.embedd.cache import EmbeddingCache
 from services.embedd.providers import REMOTE_KINDS, LocalModel, RemoteProvider
 
 Matrix = npt.NDArray[np.float32]

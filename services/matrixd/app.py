@@ -40,6 +40,7 @@ def create_app(settings: LakehouseSettings) -> FastAPI:
             query=QueryClient(http.client_for("queryd", settings.url_of("queryd"))),
             observer=observer,
             auditor=AccessAuditor(settings, "matrixd", http),
+            registry=app.state.metrics.registry,
         )
         try:
             yield

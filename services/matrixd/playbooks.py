@@ -6,7 +6,8 @@ embedding of the recorded query, its metadata the record (`query_text`, `role`, 
 it is in its fsync'd write-ahead log, so a recording that was answered survives `kill -9` and a
 stack restart, and needs no second store.
 
-At search time one vectord search over that index — the query's vector, `filter={"role_norm",
+At search time one vectord search over that index (sent in the same request as the organic
+search, `POST /v1/vectors/search`) — the query's vector, `filter={"role_norm",
 "index"}` (the role gate is a filter, so another role's recordings are never even fetched),
 `k = matrix.playbook_fanout` — gives the same-role recordings nearest the query; those within
 `matrix.playbook_max_distance` approve their answers, the strongest recording per answer once.
@@ -29,7 +30,7 @@ from lakehouse_common.contracts.matrix import (
     normalise,
     playbook_id,
 )
-from lakehouse_common.contracts.vectors import SearchHit, VectorClient
+from lakehouse_common.contracts.vectors import IndexSearch, SearchHit, VectorClient
 from lakehouse_common.errors import NotFound
 from lakehouse_common.logging import get_logger
 
@@ -156,19 +157,16 @@ class PlaybookStore:
             added = await self.vectors.add(self.index_name, [item])
         return playbook, added.updated > 0
 
-    async def close_recordings(
-        self, query_vector: Sequence[float], role_norm: str, index: str
-    ) -> list[SearchHit]:
-        """The same-role recordings for `index` nearest the query (none before the first)."""
-        try:
-            return await self.vectors.search(
-                self.index_name,
-                query_vector,
-                self.fanout,
-                filter={"role_norm": role_norm, "index": index},
-            )
-        except NotFound:
-            return []
+    def lookup(self, query_vector: Sequence[float], role_norm: str, index: str) -> IndexSearch:
+        """The search for the same-role recordings for `index` nearest the query, to run beside
+        the organic one in a single vectord request (no index yet answers no recordings)."""
+        return IndexSearch(
+            index=self.index_name,
+            vector=list(query_vector),
+            k=self.fanout,
+            filter={"role_norm": role_norm, "index": index},
+            missing_ok=True,
+        )
 
     async def get(self, pid: str) -> Playbook:
         if not PLAYBOOK_ID.fullmatch(pid):

@@ -1,9 +1,11 @@
 """matrixd's domain (SPEC §5 matrixd): staffing search with playbook learning, and retrieve.
 
-No FastAPI here. The hot path (`search`) is: one embedd call; the organic vectord search and
-the playbook lookup concurrently (both only need the query vector); one `items/{id}` fetch per
-answer to inject (concurrently); the math in numpy/float64. Every daemon call goes over the one
-pooled aiohttp session of the core `HttpClient`; reporting to observerd is fire-and-forget.
+No FastAPI here. The hot path (`search`) is: one embedd call (skipped when the query's
+embedding is in matrixd's LRU, `matrix.query_cache_size`); the organic vectord search and
+the playbook lookup in one vectord request (`POST /v1/vectors/search`: both only need the query
+vector); one `items/{id}` fetch per answer to inject (concurrently); the math in
+numpy/float64. Every daemon call goes over the one pooled aiohttp session of the core
+`HttpClient`; reporting to observerd is fire-and-forget.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from prometheus_client import CollectorRegistry, Counter
 
 from lakehouse_common.audit.access import AccessAuditor
 from lakehouse_common.config import LakehouseSettings
@@ -33,7 +36,13 @@ from lakehouse_common.contracts.matrix import (
     normalise,
 )
 from lakehouse_common.contracts.query import QueryClient
-from lakehouse_common.contracts.vectors import SearchHit, VectorClient, metadata_matches
+from lakehouse_common.contracts.vectors import (
+    IndexSearch,
+    SearchHit,
+    VectorClient,
+    metadata_matches,
+)
+from lakehouse_common.embed_cache import EmbeddingCache
 from lakehouse_common.errors import InvalidInput, NotFound, UnprocessableEntity
 from lakehouse_common.observer import Observer
 from lakehouse_common.tracing import current_trace_id
@@ -69,6 +78,7 @@ class MatrixService:
         query: QueryClient,
         observer: Observer,
         auditor: AccessAuditor,
+        registry: CollectorRegistry,
     ) -> None:
         self.settings = settings.matrix
         self.auditor = auditor
@@ -77,6 +87,13 @@ class MatrixService:
         self.vectors = vectors
         self.query = query
         self.observer = observer
+        self.query_cache = EmbeddingCache(self.settings.query_cache_size)
+        self.query_cache_lookups = Counter(
+            "lakehouse_matrix_query_cache",
+            "Query embeddings looked up in matrixd's cache, by result (hit: no embedd call)",
+            ["result"],
+            registry=registry,
+        )
         self.playbooks = PlaybookStore(
             vectors,
             self.settings.playbook_index,
@@ -94,7 +111,15 @@ class MatrixService:
             )
 
     async def _embed(self, text: str) -> npt.NDArray[np.float32]:
-        vector: npt.NDArray[np.float32] = (await self.embed.embed_array([text]))[0]
+        """The default model's embedding of `text`, from the cache when it is there."""
+        cached = self.query_cache.get("", text)
+        if cached is not None:
+            self.query_cache_lookups.labels("hit").inc()
+            return cached
+        self.query_cache_lookups.labels("miss").inc()
+        vector: npt.NDArray[np.float32] = (await self.embed.embed_array([text]))[0].copy()
+        vector.flags.writeable = False  # shared by every later search of the same text
+        self.query_cache.put("", text, vector)
         return vector
 
     # ----------------------------------------------------------------- search
@@ -105,14 +130,19 @@ class MatrixService:
         role_norm = normalise(req.query_role) if req.query_role is not None else ""
         query = await self._embed(req.query_text)
         as_list = query.tolist()
-        organic_call = self.vectors.search(
-            req.index, as_list, req.k, filter=req.filters, exclude_ids=req.exclude_ids
+        organic_search = IndexSearch(
+            index=req.index,
+            vector=as_list,
+            k=req.k,
+            filter=req.filters,
+            exclude_ids=req.exclude_ids,
         )
         approvals: dict[str, Approval] = {}
         injected: list[Candidate] = []
         if req.use_playbook and role_norm:
-            organic, recordings = await _all(
-                organic_call, self.playbooks.close_recordings(as_list, role_norm, req.index)
+            # One vectord request for both searches (they only need the query vector).
+            organic, recordings = await self.vectors.search_indexes(
+                [organic_search, self.playbooks.lookup(as_list, role_norm, req.index)]
             )
             approvals = strongest_per_answer(
                 recordings, self.settings.playbook_max_distance, excluded=req.exclude_ids
@@ -122,7 +152,7 @@ class MatrixService:
             if missing:
                 injected = await self._injectable(req.index, query, missing, req.filters)
         else:
-            organic = await organic_call
+            (organic,) = await self.vectors.search_indexes([organic_search])
         ranked = rerank(organic, injected, approvals, req.k)
         # Audit before disclosure (SPEC §8): the index's dataset (same name) decides.
         await self.auditor.record_if_governed(

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from lakehouse_common.config import LakehouseSettings
 from lakehouse_common.logging import get_logger
-from lakehouse_common.service import create_service_app
+from lakehouse_common.service import create_service_app, tune_malloc
 from services.vectord.routes import router
 from services.vectord.service import VectorService
 
@@ -31,6 +31,12 @@ async def snapshot_loop(service: VectorService, poll_s: float) -> None:
 
 
 def create_app(settings: LakehouseSettings) -> FastAPI:
+    # Before the first index loads: the allocator settings apply to what is allocated later.
+    tune_malloc(
+        arena_max=settings.vector.malloc_arena_max,
+        mmap_threshold=settings.vector.malloc_mmap_threshold_bytes,
+    )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = VectorService(settings.data_dir / "vectors", settings.vector)

@@ -27,6 +27,7 @@ from lakehouse_common.contracts.vectors import (
     IndexInfo,
     IndexList,
     ItemRecord,
+    MultiSearchRequest,
     SearchRequest,
     SearchResponse,
 )
@@ -155,4 +156,20 @@ async def search(request: Request, name: str) -> Response:
     results = await run_in_threadpool(service.search, name, body)
     if body.vector is not None:
         return JsonResponse({"results": _hits(results[0])})
+    return JsonResponse({"results": [_hits(row) for row in results]})
+
+
+@router.post(
+    "/search",
+    response_model=BatchSearchResponse,
+    summary="Several single-vector searches, each on its own index, in one request.",
+    openapi_extra=_body_schema(MultiSearchRequest),
+)
+async def search_indexes(request: Request) -> Response:
+    """`results` holds one list of hits per search, in order. Each search is checked as
+    `/indexes/{name}/search` would check it, and any failure answers for the whole request
+    (404 unknown index, 422 wrong dimension or `k`…) — except an absent index of a search
+    with `missing_ok`, which answers no hits. At most 16 searches."""
+    body = await _parse(request, MultiSearchRequest)
+    results = await run_in_threadpool(_vectors(request).search_indexes, body)
     return JsonResponse({"results": [_hits(row) for row in results]})

@@ -18,6 +18,7 @@ from lakehouse_common.contracts.vectors import (
     CreateIndexRequest,
     IndexInfo,
     IndexSummary,
+    MultiSearchRequest,
     SearchRequest,
     validate_index_name,
 )
@@ -166,6 +167,18 @@ class VectorService:
         return durable.index.search(
             queries, req.k, ef=req.ef, filter=req.filter, exclude_ids=req.exclude_ids
         )
+
+    def search_indexes(self, req: MultiSearchRequest) -> list[list[Hit]]:
+        """`POST /v1/vectors/search`: each search as its per-index form; an absent index of a
+        `missing_ok` search answers no hits."""
+        out: list[list[Hit]] = []
+        for one in req.searches:
+            if one.missing_ok and one.index not in self._indexes:
+                validate_index_name(one.index)
+                out.append([])
+            else:
+                out.append(self.search(one.index, one.as_search())[0])
+        return out
 
     # ----------------------------------------------------------------- snapshots
 

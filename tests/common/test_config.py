@@ -140,6 +140,16 @@ class TestBadConfigFailsWithFileKeyReason:
         with pytest.raises(ConfigError, match="server.max_body_bytes"):
             load_settings(DEFAULT_CONFIG, environ={"LAKEHOUSE_SERVER__MAX_BODY_BYTES": "0"})
 
+    def test_gc_thresholds_must_be_three_or_none(self) -> None:
+        with pytest.raises(ConfigError, match="server.gc_thresholds"):
+            load_settings(DEFAULT_CONFIG, environ={"LAKEHOUSE_SERVER__GC_THRESHOLDS": "[700, 10]"})
+        with pytest.raises(ConfigError, match="server.gc_thresholds"):
+            load_settings(
+                DEFAULT_CONFIG, environ={"LAKEHOUSE_SERVER__GC_THRESHOLDS": "[-1, 10, 10]"}
+            )
+        off = load_settings(DEFAULT_CONFIG, environ={"LAKEHOUSE_SERVER__GC_THRESHOLDS": "[]"})
+        assert off.server.gc_thresholds == []
+
     def test_production_public_gateway_without_token_refused(self) -> None:
         env = {"LAKEHOUSE_SERVER__ENV": "production", "LAKEHOUSE_GATEWAY__HOST": "0.0.0.0"}
         with pytest.raises(ConfigError, match="without gateway.auth_token"):

@@ -196,3 +196,61 @@ class TestBodyLimit:
         resp = await client.post("/v1/test/echo", content=b"x" * 1024)
         assert resp.status_code == 200
         assert resp.json() == {"size": 1024}
+
+
+class TestGcTuning:
+    """`tune_gc` runs in a child interpreter: it changes process-wide state."""
+
+    @staticmethod
+    def _run(thresholds: str) -> str:
+        import subprocess
+        import sys
+
+        code = (
+            "import gc; from lakehouse_common.service import tune_gc; "
+            f"tune_gc({thresholds}); print(gc.get_threshold(), gc.get_freeze_count() > 0)"
+        )
+        return subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+        ).stdout.strip()
+
+    def test_thresholds_are_set_and_startup_objects_frozen(self) -> None:
+        assert self._run("[20000, 50, 100]") == "(20000, 50, 100) True"
+
+    def test_empty_keeps_python_defaults(self) -> None:
+        assert self._run("[]") == "(700, 10, 10) False"
+
+
+class TestMallocTuning:
+    """The settings reach glibc: a 300 KiB block comes from the heap under a 1 MiB mmap
+    threshold and from its own mapping under a 128 KiB one (child interpreter: process-wide)."""
+
+    CODE = """
+import ctypes
+from lakehouse_common.service import tune_malloc
+
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype = ctypes.c_void_p
+
+def in_heap(threshold):
+    assert tune_malloc(arena_max=2, mmap_threshold=threshold)
+    address = libc.malloc(300 * 1024)
+    for line in open("/proc/self/maps"):
+        span, *rest = line.split()
+        lo, hi = (int(x, 16) for x in span.split("-"))
+        if lo <= address < hi:
+            return line.rstrip().endswith("[heap]")
+    raise AssertionError("block not mapped")
+
+print(in_heap(1024 * 1024), in_heap(128 * 1024))
+"""
+
+    def test_mmap_threshold_decides_where_big_blocks_come_from(self) -> None:
+        import subprocess
+        import sys
+
+        out = subprocess.run(
+            [sys.executable, "-c", self.CODE], capture_output=True, text=True, timeout=60
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == "True False"

@@ -10,7 +10,6 @@ variable that is not set.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -138,21 +137,6 @@ def stack(
 def chatd(stack: LiveStack) -> Iterator[httpx.Client]:
     with stack.client("chatd") as client:
         yield client
-
-
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def metric(client: httpx.Client, name: str, **labels: str) -> float:
-    """The value of one sample on /metrics (0 when it has not been emitted yet)."""
-    for line in client.get("/metrics").text.splitlines():
-        match = _SAMPLE.match(line)
-        if match is None or match.group(1) != name:
-            continue
-        if dict(_LABEL.findall(match.group(2) or "")) == labels:
-            return float(match.group(3))
-    return 0.0
 
 
 def user(text: str) -> list[dict[str, str]]:

@@ -9,7 +9,7 @@ import pytest
 
 from lakehouse_common.contracts.chat import ChatClient, ChatMessage, ChatRequest, NoProvider
 from lakehouse_common.http import HttpClient
-from tests.conftest import LiveStack
+from tests.conftest import LiveStack, metric
 from tests.fakes.llm import FakeLLM, Reply
 from tests.services.chatd.conftest import (
     COLD_START_TIMEOUT_S,
@@ -18,7 +18,6 @@ from tests.services.chatd.conftest import (
     PROVIDERS,
     TIMEOUT_S,
     UNSET_KEY_ENV,
-    metric,
     user,
 )
 

@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from lakehouse_common.stack import free_port
-from tests.conftest import LiveStack
+from tests.conftest import LiveStack, metric
 from tests.fakes.llm import FakeLLM, Reply
-from tests.services.chatd.conftest import RETRY, chat_stack, metric, user
+from tests.services.chatd.conftest import RETRY, chat_stack, user
 
 CHAIN = ["ollama/primary", "openai_compatible/backup", "vllm/last"]
 

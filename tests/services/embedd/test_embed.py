@@ -13,13 +13,12 @@ import pytest
 from lakehouse_common.config import ClientSettings
 from lakehouse_common.contracts.embed import EmbedClient, UnknownModel
 from lakehouse_common.http import HttpClient
-from tests.conftest import LiveStack
+from tests.conftest import LiveStack, metric
 from tests.services.embedd.conftest import (
     BATCH_MAX_TEXTS,
     CACHE_SIZE,
     MAX_TEXT_CHARS,
     MAX_TEXTS,
-    metric,
 )
 
 MODEL = "all-MiniLM-L6-v2"

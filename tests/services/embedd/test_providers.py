@@ -9,8 +9,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import LiveStack
-from tests.services.embedd.conftest import API_KEY, PROVIDER_TIMEOUT_S, metric
+from tests.conftest import LiveStack, metric
+from tests.services.embedd.conftest import API_KEY, PROVIDER_TIMEOUT_S
 from tests.services.embedd.fake_providers import DIMENSION, FakeProviders, raw_vector, unit
 from tests.services.embedd.test_embed import assert_error, embed, unique, vectors_of
 

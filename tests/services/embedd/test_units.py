@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from lakehouse_common.contracts.embed import split_model
+from lakehouse_common.embed_cache import EmbeddingCache
 from lakehouse_common.errors import UpstreamError
 from services.embedd.batching import Matrix, MicroBatcher
-from services.embedd.cache import EmbeddingCache
 from services.embedd.service import normalise
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from tests.conftest import LiveStack, metric
 from tests.services.matrixd.conftest import (
     CNC,
     CNC_QUERY,
@@ -290,3 +291,32 @@ class TestSearchErrors:
             "/v1/matrix/search", content=b"{nope", headers={"content-type": "application/json"}
         )
         assert_envelope(resp, 422)
+
+
+class TestQueryCache:
+    def test_a_repeated_query_skips_embedd_and_answers_the_same(
+        self, gw: httpx.Client, stack: LiveStack, index: str
+    ) -> None:
+        query = "Need 2 Welders in Joliet IL for the night shift, query-cache test"
+        with (
+            httpx.Client(base_url=stack.url("matrixd")) as matrixd,
+            httpx.Client(base_url=stack.url("embedd")) as embedd,
+        ):
+
+            def counts() -> tuple[float, ...]:
+                return (
+                    metric(matrixd, "lakehouse_matrix_query_cache_total", result="hit"),
+                    metric(matrixd, "lakehouse_matrix_query_cache_total", result="miss"),
+                    metric(embedd, "lakehouse_embed_cache_hits_total", model="all-MiniLM-L6-v2")
+                    + metric(
+                        embedd, "lakehouse_embed_cache_misses_total", model="all-MiniLM-L6-v2"
+                    ),
+                )
+
+            hits, misses, embedded = counts()
+            first = cold(gw, index, query)
+            after_first = counts()
+            assert after_first == (hits, misses + 1, embedded + 1)
+            second = cold(gw, index, query)
+            assert counts() == (hits + 1, misses + 1, embedded + 1)  # embedd was not asked
+        assert organic_view(second) == organic_view(first)

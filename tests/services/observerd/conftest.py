@@ -17,9 +17,6 @@ from tests.conftest import LiveStack
 
 RFC3339_NANOS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z")
 
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
 
 def assert_envelope(resp: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert resp.status_code == status, resp.text
@@ -62,17 +59,6 @@ def read_all(client: httpx.Client, stream: str, limit: int = 100) -> list[dict[s
             assert page["next"] == page["total"] == since
             return out
         since = page["next"]
-
-
-def metric(client: httpx.Client, name: str, **labels: str) -> float:
-    """The value of one sample on /metrics (0 when it has not been emitted yet)."""
-    for line in client.get("/metrics").text.splitlines():
-        match = _SAMPLE.match(line)
-        if match is None or match.group(1) != name:
-            continue
-        if dict(_LABEL.findall(match.group(2) or "")) == labels:
-            return float(match.group(3))
-    return 0.0
 
 
 def kill_9(stack: LiveStack, name: str = "observerd") -> None:

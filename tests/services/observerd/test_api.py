@@ -11,12 +11,11 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import LiveStack
+from tests.conftest import LiveStack, metric
 from tests.services.observerd.conftest import (
     RFC3339_NANOS,
     assert_envelope,
     file_records,
-    metric,
     read_all,
 )
 

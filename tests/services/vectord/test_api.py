@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from lakehouse_common.contracts.vectors import VectorClient
+from lakehouse_common.contracts.vectors import IndexSearch, VectorClient
 from lakehouse_common.errors import NotFound
 from lakehouse_common.http import HttpClient
 from tests.conftest import LiveStack
@@ -396,6 +396,91 @@ class TestSearch:
         assert_envelope(search(vd, index_name(), vector=[1.0] * DIM, k=1), 404, "not_found")
 
 
+class TestMultiIndexSearch:
+    """`POST /v1/vectors/search`: several searches, each on its own index, in one request."""
+
+    def test_answers_what_each_per_index_search_answers(
+        self, vd: httpx.Client, filled: tuple[str, np.ndarray]
+    ) -> None:
+        name, vectors = filled
+        other = index_name()
+        assert create(vd, other).status_code == 201
+        assert add(vd, other, make_items(["x", "y"], vectors[:2])).is_success
+        one = {"index": name, "vector": vectors[7].tolist(), "k": 4, "filter": {"even": False}}
+        two = {"index": other, "vector": vectors[1].tolist(), "k": 1, "exclude_ids": ["x"]}
+        resp = vd.post("/v1/vectors/search", json={"searches": [one, two]})
+        assert resp.status_code == 200, resp.text
+        first, second = resp.json()["results"]
+        expected = search(vd, name, vector=one["vector"], k=4, filter={"even": False})
+        assert first == expected.json()["results"]
+        assert [h["id"] for h in second] == ["y"]
+
+    def test_missing_ok_answers_no_hits_for_an_absent_index(
+        self, vd: httpx.Client, filled: tuple[str, np.ndarray]
+    ) -> None:
+        name, vectors = filled
+        searches = [
+            {"index": name, "vector": vectors[0].tolist(), "k": 2},
+            {"index": index_name(), "vector": vectors[0].tolist(), "k": 2, "missing_ok": True},
+        ]
+        resp = vd.post("/v1/vectors/search", json={"searches": searches})
+        assert resp.status_code == 200, resp.text
+        first, second = resp.json()["results"]
+        assert first[0]["id"] == "w-0" and second == []
+
+    def test_an_unknown_index_without_missing_ok_is_404(
+        self, vd: httpx.Client, filled: tuple[str, np.ndarray]
+    ) -> None:
+        name, vectors = filled
+        missing = index_name()
+        searches = [
+            {"index": name, "vector": vectors[0].tolist(), "k": 2},
+            {"index": missing, "vector": vectors[0].tolist(), "k": 2},
+        ]
+        body = assert_envelope(
+            vd.post("/v1/vectors/search", json={"searches": searches}), 404, "not_found"
+        )
+        assert missing in str(body)
+
+    @pytest.mark.parametrize(
+        ("searches", "status", "code"),
+        [
+            ([], 422, "invalid_request"),
+            ([{"index": "a", "vector": [1.0] * DIM, "k": 1}] * 17, 422, "invalid_request"),
+            ([{"vector": [1.0] * DIM, "k": 1}], 422, "invalid_request"),
+            ([{"index": "a", "vectors": [[1.0] * DIM], "k": 1}], 422, "invalid_request"),
+            (
+                [{"index": "Bad Name!", "vector": [1.0] * DIM, "missing_ok": True}],
+                400,
+                "invalid_input",
+            ),
+            ("FILLED", 400, "invalid_input"),
+        ],
+    )
+    def test_bad_requests_are_refused(
+        self,
+        vd: httpx.Client,
+        filled: tuple[str, Any],
+        searches: Any,
+        status: int,
+        code: str,
+    ) -> None:
+        name, _ = filled
+        if searches == "FILLED":  # wrong dimension on a real index
+            searches = [{"index": name, "vector": [1.0] * (DIM + 1), "k": 1}]
+        resp = vd.post("/v1/vectors/search", json={"searches": searches})
+        assert_envelope(resp, status, code)
+
+    def test_reachable_through_the_gateway(
+        self, stack: LiveStack, filled: tuple[str, np.ndarray]
+    ) -> None:
+        name, vectors = filled
+        body = {"searches": [{"index": name, "vector": vectors[3].tolist(), "k": 1}]}
+        resp = httpx.post(stack.url("gateway") + "/v1/vectors/search", json=body, timeout=30)
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["results"][0][0]["id"] == "w-3"
+
+
 class TestVectorClient:
     async def test_typed_client_round_trip(self, stack: LiveStack) -> None:
         name = index_name()
@@ -411,6 +496,13 @@ class TestVectorClient:
             assert hits[0].id == "c"
             many = await client.search_many(name, [rows[0].tolist(), rows[1].tolist()], k=1)
             assert [row[0].id for row in many] == ["a", "b"]
+            both = await client.search_indexes(
+                [
+                    IndexSearch(index=name, vector=rows[3].tolist(), k=1),
+                    IndexSearch(index="absent", vector=rows[3].tolist(), missing_ok=True),
+                ]
+            )
+            assert [[h.id for h in row] for row in both] == [["d"], []]
             assert (await client.get_item(name, "d")).metadata == {"n": 3}
             gone = await client.delete(name, ["d", "zz"])
             assert (gone.deleted, gone.not_found) == (["d"], ["zz"])

@@ -1,7 +1,8 @@
-"""The LRU cache of embeddings keyed by (model, text) (SPEC §5).
+"""The LRU cache of embeddings keyed by (model, text) (SPEC §5): embedd's cache, and matrixd's
+cache of query embeddings (a repeated search skips the embedd call).
 
-Used from the event loop only (lookups and inserts happen in the request coroutines and in the
-batcher's result routing, never in a worker thread), so it needs no lock.
+Used from the event loop only (lookups and inserts happen in request coroutines, never in a
+worker thread), so it needs no lock.
 """
 
 from __future__ import annotations
