@@ -26,7 +26,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import uvicorn
@@ -40,7 +40,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -128,6 +128,25 @@ class Metrics:
             ["service", "method", "route"],
             registry=self.registry,
         )
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+async def parse_json_body(request: Request, model: type[ModelT]) -> ModelT:
+    """The body parsed by pydantic's JSON parser straight from bytes — no `json.loads` plus a
+    second validation pass as FastAPI's body parameters do (a hot route's own parse costs a
+    fraction). Errors answer the same 422 envelope, located under `body`. Pair the route with
+    `openapi_extra=request_body_schema(model)` so its schema is still documented."""
+    raw = await request.body()
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = [
+            {**err, "loc": ("body", *err.get("loc", ()))}
+            for err in exc.errors(include_url=False, include_context=False, include_input=False)
+        ]
+        raise RequestValidationError(errors) from None
 
 
 def request_body_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ One command: `.venv/bin/python scripts/bench/load_big.py` (also part of `make be
 
 1. starts every daemon on free ports with a throwaway data dir (the stack code `make run` uses);
 2. loads the demo roster with `lakehouse demo load --workers N` (generate → ingest → index with
-   the local model; ~200 texts/s on a 2-core machine, so 100k workers take ~8–10 min);
+   the local model: 65 rows/s on this 2-core machine, so 100k workers take ~26 min);
 3. drives `POST /v1/matrix/search` through the gateway for DURATION at concurrency C with
    `lakehouse loadgen`'s generator, rotating over a pool of query texts drawn from the roster
    (each text's embedding is warmed once first, so the run measures the serving path, not
@@ -299,8 +299,9 @@ def report(f: Figures) -> str:
         + "/".join(f"{x:.1f}" for x in f.load_average)
         + " (other work on the machine shows here).\n\n",
         "Reproduce: `.venv/bin/python scripts/bench/load_big.py` (the full run: 100,000 workers, "
-        "300 s per phase, concurrency 50; indexing the roster alone takes ~8–10 min on an idle "
-        "2-core machine). A quick check of the script: `LOAD_BIG_WORKERS=2000 "
+        "300 s per phase, concurrency 50; indexing the roster alone took ~26 min (65 rows/s) on "
+        "this idle 2-core machine; the whole run ~38 min). A quick check of the script: "
+        "`LOAD_BIG_WORKERS=2000 "
         "LOAD_BIG_DURATION_S=20 .venv/bin/python scripts/bench/load_big.py`.\n\n",
     ]
     if not full:
@@ -317,8 +318,9 @@ def report(f: Figures) -> str:
         f"## `POST /v1/matrix/search`, concurrency {CONCURRENCY}\n\n",
         f"Through the gateway, `k` 5, `use_playbook`, rotating over {QUERIES} query texts drawn "
         "from the roster's (role, city, state) groups (each embedding warmed once before the "
-        "run, so this is the serving path: embed-cache lookup → vectord HNSW → playbook lookup "
-        f"→ re-rank → observerd report). The bare endpoint answers a fixed {f.body_size:,}-byte "
+        "run, so this is the serving path: matrixd's query-embedding cache → one vectord request "
+        f"with the HNSW and playbook searches → re-rank → batched observerd report). The "
+        f"bare endpoint answers a fixed {f.body_size:,}-byte "
         "JSON body from one FastAPI route, driven by the same generator right after.\n\n",
         "| path | time | requests | errors | req/s | p50 ms | p95 ms | p99 ms | max ms |\n",
         "|---|---|---|---|---|---|---|---|---|\n",

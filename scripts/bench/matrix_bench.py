@@ -5,9 +5,10 @@ Starts the whole stack on free ports with a throwaway data dir, loads the demo r
 to change), records one playbook so the boosted path runs, then drives the search at concurrency
 1, 10 and 50 — each run interleaved with a bare FastAPI endpoint answering a fixed body of the
 same size, so the ratio is measured under the same machine load. The query text is fixed, so its
-embedding comes from embedd's cache after the first call: the figure is matrixd's own path
-(embed lookup → vectord search → playbook lookup → re-rank → observerd report) plus the gateway
-hop, not the model's inference (see reports/retrieval_bench.md for that).
+embedding comes from matrixd's query cache after the first call: the figure is matrixd's own path
+(cached embedding → one vectord request with the organic and playbook searches → re-rank →
+batched observerd report) plus the gateway hop, not the model's inference (see
+reports/retrieval_bench.md for that).
 """
 
 from __future__ import annotations
@@ -120,7 +121,10 @@ def main() -> int:
         f"client on the same machine; {RUNS} runs per row, each interleaved with the bare "
         f"endpoint (a FastAPI route answering a fixed {size}-byte JSON body). Medians of the "
         "runs; a run aborts on any non-2xx answer, so every listed run had zero errors. The "
-        "query text is fixed: its embedding is an embedd cache hit.\n\n"
+        "query text is fixed: its embedding is a hit in matrixd's query cache, so embedd is "
+        "not called (a new query adds one embedd call: ~1 ms when embedd has it cached, the "
+        "model's inference otherwise). Where the time goes, and what each change bought: "
+        "docs/matrix.md, *Hot path*.\n\n"
         "Goals (issue 5): zero errors, p99 ≤ 50 ms at concurrency 10, ratio ≥ 0.2.\n\n"
         "| path | req/s | p50 ms | p99 ms | errors | runs (req/s) |\n|---|---|---|---|---|---|\n"
         + "".join(lines)

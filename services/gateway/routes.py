@@ -44,12 +44,6 @@ def _has_body(request: Request) -> bool:
     return "chunked" in request.headers.get("transfer-encoding", "").lower()
 
 
-@router.api_route(
-    "/v1/{path:anypath}",
-    methods=PROXY_METHODS,
-    tags=["gateway"],
-    summary="Forward to the daemon that owns /v1/<area> (path, status, headers, body unchanged).",
-)
 async def forward_request(request: Request, path: str) -> Response:
     """Stream the request to its owning daemon and stream the answer back.
 
@@ -127,3 +121,17 @@ async def forward_request(request: Request, path: str) -> Response:
         if k.decode("latin-1").lower() not in DROP_DOWNSTREAM
     ]
     return response
+
+
+# One route per method: a single multi-method route gives every method the same OpenAPI
+# operationId, which code generators refuse.
+for _method in PROXY_METHODS:
+    router.add_api_route(
+        "/v1/{path:anypath}",
+        forward_request,
+        methods=[_method],
+        tags=["gateway"],
+        summary="Forward to the daemon that owns /v1/<area> (path, status, headers, body "
+        "unchanged).",
+        operation_id=f"forward_{_method.lower()}",
+    )

@@ -31,14 +31,13 @@ async def snapshot_loop(service: VectorService, poll_s: float) -> None:
 
 
 def create_app(settings: LakehouseSettings) -> FastAPI:
-    # Before the first index loads: the allocator settings apply to what is allocated later.
-    tune_malloc(
-        arena_max=settings.vector.malloc_arena_max,
-        mmap_threshold=settings.vector.malloc_mmap_threshold_bytes,
-    )
-
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Before the first index loads: the allocator settings apply to what is allocated later.
+        tune_malloc(
+            arena_max=settings.vector.malloc_arena_max,
+            mmap_threshold=settings.vector.malloc_mmap_threshold_bytes,
+        )
         service = VectorService(settings.data_dir / "vectors", settings.vector)
         await run_in_threadpool(service.open)
         app.state.vectors = service

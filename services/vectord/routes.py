@@ -8,12 +8,10 @@ free while hnswlib (which releases the GIL) and the WAL fsync work.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from lakehouse_common.contracts.vectors import (
@@ -31,34 +29,16 @@ from lakehouse_common.contracts.vectors import (
     SearchRequest,
     SearchResponse,
 )
-from lakehouse_common.service import JsonResponse, request_body_schema
+from lakehouse_common.service import JsonResponse, parse_json_body, request_body_schema
 from services.vectord.index import Hit
 from services.vectord.service import VectorService
 
 router = APIRouter(prefix="/v1/vectors", tags=["vectors"])
 
-M = TypeVar("M", bound=BaseModel)
-
 
 def _vectors(request: Request) -> VectorService:
     service: VectorService = request.app.state.vectors
     return service
-
-
-async def _parse(request: Request, model: type[M]) -> M:
-    raw = await request.body()
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        errors = [
-            {**err, "loc": ("body", *err.get("loc", ()))}
-            for err in exc.errors(include_url=False, include_context=False, include_input=False)
-        ]
-        raise RequestValidationError(errors) from None
-
-
-def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
-    return request_body_schema(model)
 
 
 def _hits(hits: list[Hit]) -> list[dict[str, Any]]:
@@ -109,13 +89,13 @@ async def delete_index(request: Request, name: str) -> IndexDeleted:
     "/indexes/{name}/add",
     response_model=AddResponse,
     summary="Upsert items: an id already present gets the new vector and metadata.",
-    openapi_extra=_body_schema(AddRequest),
+    openapi_extra=request_body_schema(AddRequest),
 )
 async def add_items(request: Request, name: str) -> AddResponse:
     """Acknowledged only once the batch is in the fsync'd write-ahead log."""
     service = _vectors(request)
     service.index(name)  # 404 before reading a large body
-    body = await _parse(request, AddRequest)
+    body = await parse_json_body(request, AddRequest)
     added, updated, count = await run_in_threadpool(service.add, name, body.items)
     return AddResponse(added=added, updated=updated, count=count)
 
@@ -146,13 +126,13 @@ async def get_item(request: Request, name: str, item_id: str) -> ItemRecord:
     "/indexes/{name}/search",
     response_model=SearchResponse | BatchSearchResponse,
     summary="k nearest items to `vector` (one list) or to each of `vectors` (a list per query).",
-    openapi_extra=_body_schema(SearchRequest),
+    openapi_extra=request_body_schema(SearchRequest),
 )
 async def search(request: Request, name: str) -> Response:
     """`filter` (metadata equality) and `exclude_ids` apply inside the search."""
     service = _vectors(request)
     service.index(name)
-    body = await _parse(request, SearchRequest)
+    body = await parse_json_body(request, SearchRequest)
     results = await run_in_threadpool(service.search, name, body)
     if body.vector is not None:
         return JsonResponse({"results": _hits(results[0])})
@@ -163,13 +143,13 @@ async def search(request: Request, name: str) -> Response:
     "/search",
     response_model=BatchSearchResponse,
     summary="Several single-vector searches, each on its own index, in one request.",
-    openapi_extra=_body_schema(MultiSearchRequest),
+    openapi_extra=request_body_schema(MultiSearchRequest),
 )
 async def search_indexes(request: Request) -> Response:
     """`results` holds one list of hits per search, in order. Each search is checked as
     `/indexes/{name}/search` would check it, and any failure answers for the whole request
     (404 unknown index, 422 wrong dimension or `k`…) — except an absent index of a search
     with `missing_ok`, which answers no hits. At most 16 searches."""
-    body = await _parse(request, MultiSearchRequest)
+    body = await parse_json_body(request, MultiSearchRequest)
     results = await run_in_threadpool(_vectors(request).search_indexes, body)
     return JsonResponse({"results": [_hits(row) for row in results]})
