@@ -23,6 +23,7 @@ import httpx
 import typer
 
 from lakehouse_common.cli_ingest import DEFAULT_METADATA, DEFAULT_TEMPLATE, ingest
+from lakehouse_common.cli_options import ConfigOption, TokenOption
 from lakehouse_common.config import ConfigError, LakehouseSettings, load_settings
 from lakehouse_common.roster import DEFAULT_SEED, write_roster
 
@@ -38,20 +39,6 @@ CNC_QUERY = "Need 2 CNC Operators in Detroit MI"
 CNC_ROLE = "CNC Operator"
 # The exact-halving check tolerates float32 storage of the vectors (SPEC: to 1e-6).
 TOLERANCE = 1e-6
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", help="TOML config (default: $LAKEHOUSE_CONFIG or the dev one)."),
-]
-TokenOption = Annotated[
-    str | None,
-    typer.Option(
-        "--token",
-        envvar="LAKEHOUSE_GATEWAY__AUTH_TOKEN",
-        help="Bearer token, when the gateway requires one.",
-        show_default=False,
-    ),
-]
 
 
 class DemoFailed(Exception):

@@ -39,6 +39,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from lakehouse_common.cli_options import ConfigOption, TokenOption
 from lakehouse_common.config import ConfigError, LakehouseSettings, load_settings
 from lakehouse_common.distill.audit_full import (
     AuditReport,
@@ -77,10 +78,6 @@ distill_app = typer.Typer(
     no_args_is_help=True,
 )
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", help="TOML config (default: $LAKEHOUSE_CONFIG or the dev one)."),
-]
 DataDirOption = Annotated[
     Path | None,
     typer.Option("--data-dir", help="Data dir holding _kb/ (default: the config's)."),
@@ -108,15 +105,6 @@ BaselineOption = Annotated[
 GatewayOption = Annotated[
     str | None,
     typer.Option("--gateway", help="Gateway URL (default: the configured gateway)."),
-]
-TokenOption = Annotated[
-    str | None,
-    typer.Option(
-        "--token",
-        envvar="LAKEHOUSE_GATEWAY__AUTH_TOKEN",
-        help="Bearer token, when the gateway requires one.",
-        show_default=False,
-    ),
 ]
 
 _err = Console(stderr=True)

@@ -20,6 +20,7 @@ from typing import Annotated
 
 import typer
 
+from lakehouse_common.cli_options import ConfigOption, TokenOption
 from lakehouse_common.config import ConfigError, LakehouseSettings, load_settings
 from lakehouse_common.probes import Probe, Tally, parity
 from lakehouse_common.probes.smoke import SMOKES, run_smokes
@@ -31,19 +32,6 @@ probe_app = typer.Typer(
     no_args_is_help=True,
 )
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", help="TOML config of the stack (default: $LAKEHOUSE_CONFIG or dev)."),
-]
-TokenOption = Annotated[
-    str | None,
-    typer.Option(
-        "--token",
-        envvar="LAKEHOUSE_GATEWAY__AUTH_TOKEN",
-        help="Bearer token, when the gateway requires one.",
-        show_default=False,
-    ),
-]
 PeerOption = Annotated[
     str | None,
     typer.Option(

@@ -33,6 +33,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from lakehouse_common.cli_options import ConfigOption, TokenOption
 from lakehouse_common.config import ConfigError, load_settings
 from lakehouse_common.contracts.catalog import DatasetDetail, validate_dataset_name
 from lakehouse_common.contracts.subjects import (
@@ -80,19 +81,6 @@ GatewayOption = Annotated[
         help="Gateway base URL (default: the configured gateway).",
         show_default=False,
     ),
-]
-TokenOption = Annotated[
-    str | None,
-    typer.Option(
-        "--token",
-        envvar="LAKEHOUSE_GATEWAY__AUTH_TOKEN",
-        help="Bearer token, when the gateway requires one.",
-        show_default=False,
-    ),
-]
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", help="TOML config (default: $LAKEHOUSE_CONFIG or the dev one)."),
 ]
 
 
