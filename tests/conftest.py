@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -25,6 +26,8 @@ from lakehouse_common.logging import configure_logging
 from lakehouse_common.stack import (
     ephemeral_config,
     free_port,
+    health_of,
+    is_alive,
     log_file,
     pid_file,
     read_pid,
@@ -87,6 +90,20 @@ class LiveStack:
         record = read_pid(pid_file(self.settings, name))
         assert record is not None, f"no pid file for {name}"
         return record.pid
+
+    def kill_9(self, name: str, timeout_s: float = 20.0) -> None:
+        """SIGKILL `name` and wait until the process has exited and nothing answers on its port.
+
+        The kill is asynchronous: until the kernel has torn the process down, its listening
+        socket still accepts connections, and a restart would find the port held.
+        """
+        record = read_pid(pid_file(self.settings, name))
+        assert record is not None, f"no pid file for {name}"
+        os.kill(record.pid, signal.SIGKILL)
+        deadline = time.monotonic() + timeout_s
+        while is_alive(record) or health_of(self.url(name), name, timeout_s=0.2) != "down":
+            assert time.monotonic() < deadline, f"{name} still answers after SIGKILL"
+            time.sleep(0.02)
 
     def log(self, name: str) -> str:
         return log_file(self.settings, name).read_text()

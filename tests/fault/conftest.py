@@ -3,8 +3,6 @@ writes, wait for it to go, and check what the gateway says about it meanwhile.""
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -29,12 +27,6 @@ def wait_down(stack: LiveStack, name: str) -> None:
     while health_of(stack.url(name), name, timeout_s=0.2) != "down":
         assert time.monotonic() < deadline, f"{name} still answers"
         time.sleep(0.02)
-
-
-def kill_9(stack: LiveStack, name: str) -> None:
-    """SIGKILL the daemon this stack started, and wait until its port is closed."""
-    os.kill(stack.pid(name), signal.SIGKILL)
-    wait_down(stack, name)
 
 
 def assert_502_naming(resp: httpx.Response, daemon: str) -> None:
@@ -130,7 +122,7 @@ def crash_during(
     stream.start()
     try:
         stream.wait_for(after)
-        kill_9(stack, name)
+        stack.kill_9(name)
     finally:
         stream.stop()
     return stream

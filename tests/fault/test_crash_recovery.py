@@ -33,7 +33,7 @@ from lakehouse_common.stack import _stop_process, pid_file, read_pid
 from lakehouse_common.store import Store
 from lakehouse_common.store.settings import store_from_settings
 from tests.conftest import LiveStack
-from tests.fault.conftest import WriteStream, assert_502_naming, crash_during, kill_9
+from tests.fault.conftest import WriteStream, assert_502_naming, crash_during
 
 pytestmark = pytest.mark.fault
 
@@ -403,7 +403,7 @@ class TestKill9MidStream:
             for stream in streams:
                 stream.wait_for(20)
             for work in works:
-                kill_9(stack, work.daemon)
+                stack.kill_9(work.daemon)
         finally:
             for stream in streams:
                 stream.stop()

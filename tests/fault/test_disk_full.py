@@ -38,7 +38,6 @@ from lakehouse_common.stack import (
     tail,
 )
 from tests.conftest import LiveStack
-from tests.fault.conftest import kill_9
 
 pytestmark = pytest.mark.fault
 
@@ -378,7 +377,7 @@ class TestDiskFull:
         self, stack: LiveStack, ns: Namespace, gw: httpx.Client
     ) -> None:
         for name in IN_NAMESPACE:
-            kill_9(stack, name)
+            stack.kill_9(name)
         for name in IN_NAMESPACE:
             ns.start(stack, name)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -189,7 +188,7 @@ class TestDurability:
     @pytest.mark.fault
     def test_answered_appends_survive_kill_9(self, running: httpx.Client, stack: LiveStack) -> None:
         rows = [append(running, "P-2") for _ in range(5)]
-        os.kill(stack.pid("catalogd"), signal.SIGKILL)
+        stack.kill_9("catalogd")
         stack.start("catalogd")
         result = running.get("/v1/catalog/subjects/P-2/audit/verify").json()
         assert result["verified"] is True

@@ -4,16 +4,12 @@ named in a 502 — and observerd being down never fails a request (SPEC §5 matr
 
 from __future__ import annotations
 
-import os
-import signal
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from lakehouse_common.stack import health_of
 from tests.conftest import LiveStack
 from tests.services.matrixd.conftest import (
     CORE,
@@ -28,14 +24,6 @@ from tests.services.matrixd.conftest import (
 )
 
 WARM = {"query_role": FORKLIFT, "use_playbook": True}
-
-
-def kill_9(stack: LiveStack, name: str) -> None:
-    os.kill(stack.pid(name), signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while health_of(stack.url(name), name, timeout_s=0.2) != "down":
-        assert time.monotonic() < deadline, f"{name} still answers after SIGKILL"
-        time.sleep(0.02)
 
 
 def assert_names(resp: httpx.Response, daemon: str) -> None:
@@ -63,7 +51,7 @@ def test_playbooks_survive_a_restart_and_missing_daemons_answer_502(
     pid = record(gw, index, FORKLIFT_QUERY, FORKLIFT, top["id"], 1.0)["playbook_id"]
     before = search(gw, index, FORKLIFT_QUERY, **WARM)
 
-    kill_9(stack, "vectord")
+    stack.kill_9("vectord")
     stack.stop()
     stack.start("matrixd", "gateway")
     with httpx.Client(base_url=stack.url("gateway"), timeout=60) as client:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 
-from lakehouse_common.stack import health_of
 from tests.conftest import LiveStack
 
 RFC3339_NANOS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z")
@@ -59,12 +55,3 @@ def read_all(client: httpx.Client, stream: str, limit: int = 100) -> list[dict[s
             assert page["next"] == page["total"] == since
             return out
         since = page["next"]
-
-
-def kill_9(stack: LiveStack, name: str = "observerd") -> None:
-    """SIGKILL the daemon and wait until its port is closed."""
-    os.kill(stack.pid(name), signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while health_of(stack.url(name), name, timeout_s=0.2) != "down":
-        assert time.monotonic() < deadline, f"{name} still answers after SIGKILL"
-        time.sleep(0.02)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import LiveStack
-from tests.services.observerd.conftest import file_records, kill_9, read_all, stream_file
+from tests.services.observerd.conftest import file_records, read_all, stream_file
 
 pytestmark = pytest.mark.fault
 
@@ -57,7 +57,7 @@ def test_kill_9_during_a_burst_keeps_every_acknowledged_event(stack: LiveStack) 
         t.start()
     try:
         assert enough.wait(60), "the burst did not get going"
-        kill_9(stack)  # while every writer still has requests in flight
+        stack.kill_9("observerd")  # while every writer still has requests in flight
     finally:
         stop.set()
         for t in threads:
@@ -89,7 +89,7 @@ def test_torn_tail_is_repaired_on_start_and_logged(stack: LiveStack) -> None:
     with stack.client("observerd") as od:
         events = [{"event": {"n": n}} for n in range(10)]
         assert od.post(f"/v1/observe/{stream}", json={"events": events}).status_code == 200
-    kill_9(stack)
+    stack.kill_9("observerd")
     path = stream_file(stack, stream)
     good = path.read_bytes()
     torn = b'{"schema":"observation.v1","recorded_at":"2026-05-02T09:14:03.4614'
@@ -108,7 +108,7 @@ def test_torn_tail_is_repaired_on_start_and_logged(stack: LiveStack) -> None:
 
 def test_a_file_that_is_only_a_partial_line_becomes_empty(stack: LiveStack) -> None:
     stream = "human_feedback"
-    kill_9(stack)
+    stack.kill_9("observerd")
     path = stream_file(stack, stream)
     path.write_bytes(b'{"schema":"observ')
     stack.start("observerd")

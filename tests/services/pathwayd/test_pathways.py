@@ -6,8 +6,6 @@ class kills pathwayd and then embedd.
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 
-from lakehouse_common.stack import health_of
 from tests.conftest import LiveStack
 
 MAX_K = 10
@@ -92,14 +89,6 @@ def assert_envelope(resp: httpx.Response, status: int, code: str) -> dict[str, A
 
 def suggest(client: httpx.Client, **body: Any) -> httpx.Response:
     return client.post("/v1/pathways/suggest", json=body)
-
-
-def kill_9(stack: LiveStack, name: str) -> None:
-    os.kill(stack.pid(name), signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while health_of(stack.url(name), name, timeout_s=0.2) != "down":
-        assert time.monotonic() < deadline, f"{name} still answers after SIGKILL"
-        time.sleep(0.02)
 
 
 class TestRecord:
@@ -291,7 +280,7 @@ class TestDurabilityAndFailures:
         self, stack: LiveStack, pw: httpx.Client, history: list[dict[str, Any]]
     ) -> None:
         total = pw.get("/v1/pathways", params={"limit": MAX_LIST}).json()
-        kill_9(stack, "pathwayd")
+        stack.kill_9("pathwayd")
         stack.start("pathwayd")
         with stack.client("pathwayd") as fresh:
             after = fresh.get("/v1/pathways", params={"limit": MAX_LIST}).json()
@@ -300,7 +289,7 @@ class TestDurabilityAndFailures:
             assert answer.json()["next_step"]["step"] == "shortlist"
 
     def test_embedd_down_is_502_but_recording_still_works(self, stack: LiveStack) -> None:
-        kill_9(stack, "embedd")
+        stack.kill_9("embedd")
         with stack.client("pathwayd") as fresh:
             resp = suggest(fresh, demand_text="Need 9 forklift operators", role=FORKLIFT)
             body = assert_envelope(resp, 502, "upstream_unavailable")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -248,7 +247,7 @@ class TestDurability:
         key = unique("durable")
         data = os.urandom(4096)
         assert gw.put(obj("lakehouse", key), content=data).status_code == 200
-        os.kill(stack.pid("storaged"), signal.SIGKILL)
+        stack.kill_9("storaged")
         stack.start("storaged")
         assert gw.get(obj("lakehouse", key)).content == data
 

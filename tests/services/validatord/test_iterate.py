@@ -6,8 +6,6 @@ session log is read back through queryd's `sessions` view. The last class kills 
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +14,6 @@ import orjson
 import pytest
 
 from lakehouse_common.session_log import SCHEMA, session_log_path
-from lakehouse_common.stack import health_of
 from lakehouse_common.tracing import TRACE_HEADER
 from tests.conftest import LiveStack
 from tests.fakes.llm import FakeLLM, Reply
@@ -283,8 +280,7 @@ class TestChatdDown:
     def test_chatd_unreachable_is_an_infra_error_and_still_logged(
         self, stack: LiveStack, vd: httpx.Client, llm: FakeLLM
     ) -> None:
-        os.kill(stack.pid("chatd"), signal.SIGKILL)
-        eventually(lambda: health_of(stack.url("chatd"), "chatd") != "ok")
+        stack.kill_9("chatd")
         answer, _ = iterate(vd)
         assert (answer["status"], answer["iterations"], answer["final"]) == (
             "infra_error",

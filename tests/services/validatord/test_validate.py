@@ -3,22 +3,18 @@
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from lakehouse_common.stack import health_of
 from lakehouse_common.tracing import TRACE_HEADER
 from tests.conftest import LiveStack
 from tests.services.validatord.conftest import (
     RosterFacts,
     Worker,
     assert_envelope,
-    eventually,
     ingest_roster,
     observed,
 )
@@ -457,8 +453,7 @@ class TestQuerydDown:
     def test_fill_answers_503_naming_queryd_and_other_kinds_still_work(
         self, stack: LiveStack, vd: httpx.Client, roster: RosterFacts
     ) -> None:
-        os.kill(stack.pid("queryd"), signal.SIGKILL)
-        eventually(lambda: health_of(stack.url("queryd"), "queryd") != "ok")
+        stack.kill_9("queryd")
         resp = vd.post("/v1/validate", json={"kind": "fill", "payload": proposal(roster.group(1))})
         body = assert_envelope(resp, 503, "roster_unavailable")
         assert "queryd is unavailable" in body["error"]["message"]

@@ -7,10 +7,7 @@ slightly larger ones HNSW; `initial_capacity` 16 so growth happens within a few 
 
 from __future__ import annotations
 
-import os
 import secrets
-import signal
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +15,6 @@ import httpx
 import numpy as np
 import pytest
 
-from lakehouse_common.stack import health_of
 from tests.conftest import LiveStack
 
 EXACT_THRESHOLD = 30
@@ -73,12 +69,3 @@ def assert_envelope(resp: httpx.Response, status: int, code: str) -> dict[str, A
     assert body["error"]["code"] == code, body
     assert body["trace_id"]
     return body
-
-
-def kill_9(stack: LiveStack, name: str = "vectord") -> None:
-    """SIGKILL the daemon and wait until its port is closed."""
-    os.kill(stack.pid(name), signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while health_of(stack.url(name), name, timeout_s=0.2) != "down":
-        assert time.monotonic() < deadline, f"{name} still answers after SIGKILL"
-        time.sleep(0.02)

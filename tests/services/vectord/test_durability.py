@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import LiveStack
-from tests.services.vectord.conftest import index_name, kill_9, unit_rows
+from tests.services.vectord.conftest import index_name, unit_rows
 
 DIM = 16
 
@@ -99,7 +99,7 @@ class TestRestart:
             vd.put(f"/v1/vectors/indexes/{name}", json={"dim": DIM})
             add_version(vd, name, ["a"], 1)
             assert vd.delete(f"/v1/vectors/indexes/{name}").status_code == 200
-        kill_9(live)
+        live.kill_9("vectord")
         live.start("vectord")
         with live.client("vectord") as vd:
             assert vd.get(f"/v1/vectors/indexes/{name}").status_code == 404
@@ -141,7 +141,7 @@ class TestCrash:
         thread = threading.Thread(target=writer)
         thread.start()
         assert enough.wait(60), "the writer did not get 40 batches acknowledged"
-        kill_9(live)
+        live.kill_9("vectord")
         thread.join(20)
         assert not thread.is_alive()
         live.start("vectord")
@@ -190,7 +190,7 @@ class TestCrash:
                 ids = [f"s{batch}-{n}" for n in range(20)]
                 assert add_version(vd, name, ids, 1).status_code == 200
                 expected.update(dict.fromkeys(ids, 1))
-        kill_9(live)
+        live.kill_9("vectord")
         live.start("vectord")
         with live.client("vectord") as vd:
             info = vd.get(f"/v1/vectors/indexes/{name}").json()
