@@ -29,9 +29,10 @@ import hnswlib
 import numpy as np
 import orjson
 
-from lakehouse_common.contracts.vectors import Space, metadata_matches
+from lakehouse_common.contracts.vectors import Space
 from lakehouse_common.errors import InvalidInput, NotFound
 from services.vectord.locks import SearchGate
+from services.vectord.postings import Postings
 from services.vectord.wal import AddRecord
 
 HNSW_FILE = "hnsw.bin"
@@ -144,6 +145,7 @@ class VectorIndex:
         self._label_of: dict[str, int] = {}
         self._id_of: dict[int, str] = {}
         self._metadata: dict[int, dict[str, Any]] = {}
+        self._postings = Postings()  # filter keys → labels, built per key on first use
         self._next_label = 0
         # The live vectors of a small index for exact search; dropped by every write.
         self._exact: _ExactCache | None = None
@@ -200,7 +202,9 @@ class VectorIndex:
                 labels = [self._label_of[record.ids[i]] for i in old_pos]
                 self._hnsw.add_items(record.vectors[old_pos], labels, replace_deleted=False)
                 for i, label in zip(old_pos, labels, strict=True):
+                    self._postings.remove(label, self._metadata[label])
                     self._metadata[label] = record.metadata[i]
+                    self._postings.add(label, record.metadata[i])
             if new_pos:
                 start = self._next_label
                 labels = list(range(start, start + len(new_pos)))
@@ -211,6 +215,7 @@ class VectorIndex:
                     self._label_of[item_id] = label
                     self._id_of[label] = item_id
                     self._metadata[label] = record.metadata[i]
+                    self._postings.add(label, record.metadata[i])
             self._exact = None
             return len(new_pos), len(old_pos)
 
@@ -233,7 +238,7 @@ class VectorIndex:
                     continue
                 self._hnsw.mark_deleted(label)
                 del self._id_of[label]
-                del self._metadata[label]
+                self._postings.remove(label, self._metadata.pop(label))
                 gone += 1
             self._exact = None
             return gone
@@ -301,9 +306,7 @@ class VectorIndex:
         candidates: set[int] | None = None
         excluded: set[int] = set()
         if filter:
-            candidates = {
-                label for label, meta in self._metadata.items() if metadata_matches(meta, filter)
-            }
+            candidates = self._postings.candidates(filter, self._metadata)
         if exclude_ids:
             excluded = {self._label_of[i] for i in exclude_ids if i in self._label_of}
             if candidates is not None:

@@ -13,7 +13,7 @@ from lakehouse_common.tracing import TRACE_HEADER, mint_trace_id
 from tests.services.matrixd.conftest import Roster
 
 # matrixd audits searches of the index whose name is a governed dataset's.
-GOVERNED = "workers"
+GOVERNED = "audited_roster"  # not `workers`: test_retrieve ingests that into the same stack
 
 
 def audit_rows(gw: httpx.Client, subject_id: str) -> list[dict[str, Any]]:
@@ -49,7 +49,7 @@ def test_search_returning_w17_leaves_a_verified_row_with_its_trace_id(
         "k": 3,
     }
     # matrixd caches the governance policy for `audit.policy_refresh_s` (1 s): the manifest
-    # just written governs `workers` from the next refresh on.
+    # just written governs the dataset from the next refresh on.
     deadline = time.monotonic() + 15
     while True:
         trace = mint_trace_id()

@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 
 from lakehouse_common.config import VectorSettings
-from lakehouse_common.contracts.vectors import CreateIndexRequest, SearchRequest, json_equal
+from lakehouse_common.contracts.vectors import (
+    CreateIndexRequest,
+    SearchRequest,
+    json_equal,
+    metadata_matches,
+)
 from lakehouse_common.errors import Conflict, InvalidInput, NotFound, UnprocessableEntity
 from services.vectord.durable import DurableIndex
 from services.vectord.index import IndexParams, Tuning, VectorIndex
@@ -180,6 +185,39 @@ class TestIndex:
     def test_bad_batches_raise_invalid_input(self, items: list[Item]) -> None:
         with pytest.raises(InvalidInput):
             VectorIndex(params(), Tuning()).prepare_add(items)
+
+    def test_filters_answer_what_a_scan_would(self) -> None:
+        """Postings (built on first use, kept by upserts and deletes) against `metadata_matches`
+        over every item, for scalar, mixed and container filters."""
+        rng = np.random.default_rng(9)
+        values: list[Any] = ["IL", "MI", 1, 1.0, 2, True, False, None, ["a"], {"x": 1}]
+        index = VectorIndex(params(), Tuning(exact_threshold=50))
+
+        def meta() -> dict[str, Any]:
+            keys = ("state", "flag", "tags")
+            return {k: values[rng.integers(len(values))] for k in keys if rng.random() < 0.8}
+
+        def batch(ids: list[str]) -> None:
+            rows = unit_rows(rng, len(ids), DIM)
+            items = [Item(i, v, meta()) for i, v in zip(ids, rows, strict=True)]
+            index.apply_add(index.prepare_add(items))
+
+        def check() -> None:
+            model = {i: index.get(i)[1] for i in index.ids()}
+            q = index.prepare_queries([[1.0] * DIM])
+            for key in ("state", "flag", "tags"):
+                for value in values:
+                    for wanted in ({key: value}, {key: value, "state": "IL"}):
+                        hits = index.search(q, 500, filter=wanted)[0]
+                        expected = {i for i, m in model.items() if metadata_matches(m, wanted)}
+                        assert {h.id for h in hits} == expected, wanted
+
+        batch([f"i{n}" for n in range(120)])
+        check()  # builds the postings
+        batch([f"i{n}" for n in range(0, 120, 3)])  # upserts with new metadata
+        index.apply_delete([f"i{n}" for n in range(1, 120, 5)])
+        batch([f"j{n}" for n in range(30)])  # new items reuse vacant slots
+        check()
 
     def test_json_equality(self) -> None:
         assert json_equal(1, 1.0) and json_equal({"a": [1, "x"]}, {"a": [1.0, "x"]})
