@@ -139,6 +139,10 @@ class GatewaySettings(_Section):
     # Above chatd's cold-start allowance (chat.providers.*.cold_start_timeout_s, 180 s).
     upstream_timeout_s: float = Field(default=200.0, gt=0)
     health_timeout_s: float = Field(default=2.0, gt=0)
+    # Bodies of at most this many bytes (by Content-Length) are read whole and sent as one
+    # piece; larger or unsized ones stream through. Streaming a small body costs a task group
+    # and a thread hop per request for nothing.
+    buffer_max_bytes: int = Field(default=1_048_576, ge=0)
     # `area -> daemon`: `/v1/<area>/...` is forwarded to that daemon with the path unchanged.
     routes: dict[str, str] = Field(default_factory=default_routes)
 

@@ -101,13 +101,15 @@ class ServiceClient:
     ) -> tuple[int, Mapping[str, str], bytes]:
         """Send one request; answer (status, headers, body) for any HTTP status.
 
+        `json` may hold numpy arrays (written as nested lists; float32 ones in their shortest
+        float32 form, about half the text of the same values as Python floats).
         `data` is bytes or anything aiohttp streams (an open file, an async iterator of bytes).
         Only idempotent methods with a replayable body (bytes or none) are retried, and only
         when the connection could not be made. Connection failures raise
         `UpstreamUnavailable`, timeouts `UpstreamTimeout`, both naming the daemon.
         """
         url = f"{self.base_url}{path}"
-        body = orjson.dumps(json) if json is not None else data
+        body = orjson.dumps(json, option=orjson.OPT_SERIALIZE_NUMPY) if json is not None else data
         hdrs = trace_headers(headers)
         if json is not None:
             hdrs.setdefault("Content-Type", "application/json")

@@ -384,6 +384,9 @@ def create_service_app(
         version="0.1.0",
         default_response_class=JsonResponse,
         lifespan=_lifespan,
+        # No OpenTelemetry here (tracing is our trace id, metrics are Prometheus): FastAPI's
+        # native bridge would otherwise look up the global OTel providers on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.settings = settings
     app.state.service_name = name

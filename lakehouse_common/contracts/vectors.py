@@ -30,6 +30,8 @@ from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lakehouse_common.errors import InvalidInput
@@ -226,6 +228,13 @@ class BatchSearchResponse(BaseModel):
     results: list[list[SearchHit]]
 
 
+def wire_vectors(values: Any) -> npt.NDArray[np.float32]:
+    """Vectors as the float32 array `ServiceClient` writes in its shortest form: vectord keeps
+    float32 anyway, so nothing is lost, and a 384-d vector is ~4.7 KB of JSON instead of ~8 KB
+    as Python floats — less to write here and to parse in vectord on every search."""
+    return np.ascontiguousarray(values, dtype=np.float32)
+
+
 def _index_path(name: str) -> str:
     return f"{INDEXES}/{quote(name, safe='')}"
 
@@ -291,7 +300,7 @@ class VectorClient:
     async def search(
         self,
         name: str,
-        vector: Sequence[float],
+        vector: Sequence[float] | npt.NDArray[np.float32],
         k: int = 10,
         *,
         ef: int | None = None,
@@ -300,7 +309,7 @@ class VectorClient:
     ) -> list[SearchHit]:
         """The `k` nearest items to one vector, nearest first."""
         body = _search_body(k, ef, filter, exclude_ids)
-        body["vector"] = [float(x) for x in vector]
+        body["vector"] = wire_vectors(vector)
         data = await self.client.call_json("POST", f"{_index_path(name)}/search", json=body)
         return SearchResponse.model_validate(data).results
 
@@ -316,14 +325,19 @@ class VectorClient:
     ) -> list[list[SearchHit]]:
         """One list of hits per query vector, in order."""
         body = _search_body(k, ef, filter, exclude_ids)
-        body["vectors"] = [[float(x) for x in v] for v in vectors]
+        body["vectors"] = wire_vectors(vectors)
         data = await self.client.call_json("POST", f"{_index_path(name)}/search", json=body)
         return BatchSearchResponse.model_validate(data).results
 
     async def search_indexes(self, searches: Sequence[IndexSearch]) -> list[list[SearchHit]]:
         """Several single-vector searches, each on its own index, in one request: one list of
         hits per search, in order."""
-        body = {"searches": [s.model_dump(exclude_defaults=True) for s in searches]}
+        body = {
+            "searches": [
+                {**s.model_dump(exclude_defaults=True), "vector": wire_vectors(s.vector)}
+                for s in searches
+            ]
+        }
         data = await self.client.call_json("POST", SEARCH, json=body)
         return BatchSearchResponse.model_validate(data).results
 

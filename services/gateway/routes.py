@@ -37,15 +37,35 @@ async def get_stack_health(request: Request) -> dict[str, Any]:
     return await aggregate_health(http.session, request.app.state.settings)
 
 
-def _has_body(request: Request) -> bool:
-    length = request.headers.get("content-length")
+def _content_length(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+async def _request_body(request: Request, buffer_max: int) -> bytes | AsyncIterator[bytes] | None:
+    """What to send upstream: nothing, the whole body (small and sized), or a stream."""
+    length = _content_length(request.headers.get("content-length"))
     if length is not None:
-        return length.strip() not in ("", "0")
-    return "chunked" in request.headers.get("transfer-encoding", "").lower()
+        if length == 0:
+            return None
+        if length <= buffer_max:
+            return await request.body()
+    elif "chunked" not in request.headers.get("transfer-encoding", "").lower():
+        return None
+
+    async def chunks() -> AsyncIterator[bytes]:
+        async for chunk in request.stream():
+            if chunk:
+                yield chunk
+
+    return chunks()
 
 
 async def forward_request(request: Request, path: str) -> Response:
-    """Stream the request to its owning daemon and stream the answer back.
+    """Forward the request to its owning daemon and its answer back, streaming both ways
+    unless a body is small enough to buffer (`gateway.buffer_max_bytes`).
 
     502 `upstream_unavailable` names the daemon when it cannot be reached; 504
     `upstream_timeout` when it does not answer in `gateway.upstream_timeout_s`.
@@ -64,20 +84,16 @@ async def forward_request(request: Request, path: str) -> Response:
     headers = forward_headers(request.scope["headers"], DROP_UPSTREAM)
     headers.append((TRACE_HEADER, current_trace_id.get()))
 
-    async def request_body() -> AsyncIterator[bytes]:
-        async for chunk in request.stream():
-            if chunk:
-                yield chunk
-
     timeout = aiohttp.ClientTimeout(
         total=None, sock_connect=settings.connect_timeout_s, sock_read=settings.upstream_timeout_s
     )
     try:
+        body = await _request_body(request, settings.buffer_max_bytes)
         upstream = await http.session.request(
             request.method,
             url,
             headers=headers,
-            data=request_body() if _has_body(request) else None,
+            data=body,
             allow_redirects=False,
             timeout=timeout,
         )
@@ -102,24 +118,46 @@ async def forward_request(request: Request, path: str) -> Response:
             details={"daemon": target.daemon},
         ) from exc
 
-    async def response_body() -> AsyncIterator[bytes]:
-        try:
-            async for chunk in upstream.content.iter_any():
-                yield chunk
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            log.warning("upstream body interrupted", daemon=target.daemon, error=repr(exc))
-            raise
-
-    response = StreamingResponse(
-        response_body(),
-        status_code=upstream.status,
-        background=BackgroundTask(upstream.release),
-    )
-    response.raw_headers = [
+    raw_headers = [
         (k.lower(), v)
         for k, v in upstream.raw_headers
         if k.decode("latin-1").lower() not in DROP_DOWNSTREAM
     ]
+    length = _content_length(upstream.headers.get("content-length"))
+    response: Response
+    if length is not None and length <= settings.buffer_max_bytes:
+        try:
+            content = await upstream.read()
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise UpstreamTimeout(
+                f"{target.daemon} did not finish its answer within {settings.upstream_timeout_s}s",
+                details={"daemon": target.daemon},
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnavailable(
+                f"{target.daemon} failed while answering: {type(exc).__name__}: {exc}",
+                details={"daemon": target.daemon},
+            ) from exc
+        finally:
+            upstream.release()
+        response = Response(content, status_code=upstream.status)
+    else:
+
+        async def response_body() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in upstream.content.iter_any():
+                    yield chunk
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("upstream body interrupted", daemon=target.daemon, error=repr(exc))
+                raise
+
+        async def release() -> None:  # async: a sync background task costs a thread hop
+            upstream.release()
+
+        response = StreamingResponse(
+            response_body(), status_code=upstream.status, background=BackgroundTask(release)
+        )
+    response.raw_headers = raw_headers
     return response
 
 

@@ -304,7 +304,7 @@ class MatrixService:
             self.settings.retrieve_max_candidates,
             self.vector_max_k,
         )
-        hits: list[SearchHit] = await self.vectors.search(req.index, query.tolist(), max(n, req.k))
+        hits: list[SearchHit] = await self.vectors.search(req.index, query, max(n, req.k))
         rows: dict[str, dict[str, Any]] = {}
         if hits:
             ids = [hit.id for hit in hits]

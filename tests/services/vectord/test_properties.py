@@ -1,6 +1,7 @@
 """A hypothesis state machine: random adds, upserts, deletes, searches and crash-reopens of a
 durable index against a dict model. Invariants: same ids, same vectors and metadata, searches
-answer min(k, qualifying) live hits nearest first, capacity never exceeds what the most live items ever held need."""
+answer min(k, qualifying) live hits nearest first, capacity never exceeds what the peak live
+count needs."""
 
 from __future__ import annotations
 
