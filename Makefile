@@ -65,7 +65,7 @@ fuzz: $(STAMP) ## schemathesis on every daemon's API, big budget (FUZZ_EXAMPLES=
 	LAKEHOUSE_FUZZ_PHASES=examples,coverage,fuzzing,stateful \
 	$(PY) -m pytest tests/fuzz -m fuzz -p no:cacheprovider -v
 
-lint: $(STAMP) ## ruff (lint + format check) and mypy strict on the core
+lint: $(STAMP) ## ruff (lint + format check) and mypy strict on the core and the daemons
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
