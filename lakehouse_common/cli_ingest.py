@@ -38,6 +38,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from lakehouse_common.cli_options import ConfigOption, TokenOption
 from lakehouse_common.config import ConfigError, load_settings
 from lakehouse_common.contracts.catalog import DatasetManifest, validate_dataset_name
 from lakehouse_common.contracts.ingest import (
@@ -242,19 +243,8 @@ def ingest(
             show_default=False,
         ),
     ] = None,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            "--token",
-            envvar="LAKEHOUSE_GATEWAY__AUTH_TOKEN",
-            help="Bearer token, when the gateway requires one.",
-            show_default=False,
-        ),
-    ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", help="TOML config (default: $LAKEHOUSE_CONFIG or the dev one)."),
-    ] = None,
+    token: TokenOption = None,
+    config: ConfigOption = None,
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds to wait for the answer.")
     ] = 600.0,

@@ -17,6 +17,7 @@ from typing import Annotated
 import orjson
 import typer
 
+from lakehouse_common.cli_options import ConfigOption, TokenOption
 from lakehouse_common.config import ConfigError, load_settings
 from lakehouse_common.loadgen import generate_load
 from lakehouse_common.multitier import HarnessError, MixConfig, run_mix
@@ -158,19 +159,8 @@ def multitier(
     dataset: Annotated[
         str, typer.Option("--dataset", help="Dataset of the roster (queryd view).")
     ] = "workers",
-    token: Annotated[
-        str | None,
-        typer.Option(
-            "--token",
-            envvar="LAKEHOUSE_GATEWAY__AUTH_TOKEN",
-            help="Bearer token, when the gateway requires one.",
-            show_default=False,
-        ),
-    ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", help="TOML config (default: $LAKEHOUSE_CONFIG or the dev one)."),
-    ] = None,
+    token: TokenOption = None,
+    config: ConfigOption = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request.")] = 30.0,
 ) -> None:
     """The weighted scenario mix of SPEC §9 through the gateway; per-scenario failure rates."""

@@ -138,7 +138,12 @@ async def parse_json_body(request: Request, model: type[ModelT]) -> ModelT:
     second validation pass as FastAPI's body parameters do (a hot route's own parse costs a
     fraction). Errors answer the same 422 envelope, located under `body`. Pair the route with
     `openapi_extra=request_body_schema(model)` so its schema is still documented."""
-    raw = await request.body()
+    return validate_json_body(await request.body(), model)
+
+
+def validate_json_body(raw: bytes, model: type[ModelT]) -> ModelT:
+    """`raw` parsed into `model` by pydantic's JSON parser; errors as the 422 envelope's
+    `RequestValidationError`, located under `body` (for routes that read the body themselves)."""
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:

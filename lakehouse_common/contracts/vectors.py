@@ -334,7 +334,10 @@ class VectorClient:
         hits per search, in order."""
         body = {
             "searches": [
-                {**s.model_dump(exclude_defaults=True), "vector": wire_vectors(s.vector)}
+                {
+                    **s.model_dump(exclude_defaults=True, exclude={"vector"}),
+                    "vector": wire_vectors(s.vector),
+                }
                 for s in searches
             ]
         }

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
@@ -20,6 +21,7 @@ from services.gateway.service import (
     DROP_DOWNSTREAM,
     DROP_UPSTREAM,
     RoutingTable,
+    Target,
     aggregate_health,
     forward_headers,
 )
@@ -63,6 +65,34 @@ async def _request_body(request: Request, buffer_max: int) -> bytes | AsyncItera
     return chunks()
 
 
+@contextmanager
+def _upstream_failures(target: Target, timeout_s: float) -> Iterator[None]:
+    """aiohttp failures while talking to `target` as the errors the gateway answers: 502
+    `upstream_unavailable` or 504 `upstream_timeout`, naming the daemon. Our own body-limit
+    refusal (413) passes through, also when aiohttp wraps it."""
+    try:
+        yield
+    except BodyTooLarge:
+        raise
+    except aiohttp.ClientConnectorError as exc:
+        raise UpstreamUnavailable(
+            f"{target.daemon} is unreachable at {target.base_url} ({exc.os_error})",
+            details={"daemon": target.daemon},
+        ) from exc
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        raise UpstreamTimeout(
+            f"{target.daemon} did not answer within {timeout_s}s",
+            details={"daemon": target.daemon},
+        ) from exc
+    except aiohttp.ClientError as exc:
+        if isinstance(exc.__cause__, BodyTooLarge):
+            raise exc.__cause__ from None
+        raise UpstreamUnavailable(
+            f"{target.daemon} failed while answering: {type(exc).__name__}: {exc}",
+            details={"daemon": target.daemon},
+        ) from exc
+
+
 async def forward_request(request: Request, path: str) -> Response:
     """Forward the request to its owning daemon and its answer back, streaming both ways
     unless a body is small enough to buffer (`gateway.buffer_max_bytes`).
@@ -87,7 +117,7 @@ async def forward_request(request: Request, path: str) -> Response:
     timeout = aiohttp.ClientTimeout(
         total=None, sock_connect=settings.connect_timeout_s, sock_read=settings.upstream_timeout_s
     )
-    try:
+    with _upstream_failures(target, settings.upstream_timeout_s):
         body = await _request_body(request, settings.buffer_max_bytes)
         upstream = await http.session.request(
             request.method,
@@ -97,26 +127,6 @@ async def forward_request(request: Request, path: str) -> Response:
             allow_redirects=False,
             timeout=timeout,
         )
-    except BodyTooLarge:
-        raise
-    except aiohttp.ClientConnectorError as exc:
-        raise UpstreamUnavailable(
-            f"{target.daemon} is unreachable at {target.base_url} ({exc.os_error})",
-            details={"daemon": target.daemon},
-        ) from exc
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        raise UpstreamTimeout(
-            f"{target.daemon} did not answer within {settings.upstream_timeout_s}s",
-            details={"daemon": target.daemon},
-        ) from exc
-    except aiohttp.ClientError as exc:
-        # A payload error wrapping our own body-limit refusal is still a 413.
-        if isinstance(exc.__cause__, BodyTooLarge):
-            raise exc.__cause__ from None
-        raise UpstreamUnavailable(
-            f"{target.daemon} failed while answering: {type(exc).__name__}: {exc}",
-            details={"daemon": target.daemon},
-        ) from exc
 
     raw_headers = [
         (k.lower(), v)
@@ -127,17 +137,8 @@ async def forward_request(request: Request, path: str) -> Response:
     response: Response
     if length is not None and length <= settings.buffer_max_bytes:
         try:
-            content = await upstream.read()
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise UpstreamTimeout(
-                f"{target.daemon} did not finish its answer within {settings.upstream_timeout_s}s",
-                details={"daemon": target.daemon},
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamUnavailable(
-                f"{target.daemon} failed while answering: {type(exc).__name__}: {exc}",
-                details={"daemon": target.daemon},
-            ) from exc
+            with _upstream_failures(target, settings.upstream_timeout_s):
+                content = await upstream.read()
         finally:
             upstream.release()
         response = Response(content, status_code=upstream.status)

@@ -13,7 +13,6 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from lakehouse_common.contracts.observe import (
@@ -23,7 +22,7 @@ from lakehouse_common.contracts.observe import (
     StreamList,
 )
 from lakehouse_common.errors import PayloadTooLarge
-from lakehouse_common.service import JsonResponse, request_body_schema
+from lakehouse_common.service import JsonResponse, request_body_schema, validate_json_body
 from lakehouse_common.tracing import current_trace_id
 from services.observerd.service import ObservationStore, decode_records
 
@@ -64,14 +63,7 @@ def _parse(raw: bytes) -> ObserveRequest:
         raise RequestValidationError(
             [{"loc": ("body",), "msg": f"Invalid JSON: {exc}", "type": "json_invalid"}]
         ) from None
-    try:
-        return ObserveRequest.model_validate_json(raw)
-    except ValidationError as exc:
-        errors = [
-            {**err, "loc": ("body", *err.get("loc", ()))}
-            for err in exc.errors(include_url=False, include_context=False, include_input=False)
-        ]
-        raise RequestValidationError(errors) from None
+    return validate_json_body(raw, ObserveRequest)
 
 
 def _body_schema() -> dict[str, Any]:

@@ -11,7 +11,6 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
-from lakehouse_common.stack import health_of
 from tests.conftest import LiveStack
 
 T = TypeVar("T")
@@ -19,14 +18,6 @@ T = TypeVar("T")
 # A write: (client, writer number, write number) → what was acknowledged, or None when the answer
 # was not a success (the stream then stops: the daemon is going away).
 Write = Callable[[httpx.Client, int, int], T | None]
-
-
-def wait_down(stack: LiveStack, name: str) -> None:
-    """Wait until nothing answers on the daemon's port."""
-    deadline = time.monotonic() + 20
-    while health_of(stack.url(name), name, timeout_s=0.2) != "down":
-        assert time.monotonic() < deadline, f"{name} still answers"
-        time.sleep(0.02)
 
 
 def assert_502_naming(resp: httpx.Response, daemon: str) -> None:
