@@ -61,6 +61,10 @@ class ServerSettings(_Section):
     max_body_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     shutdown_grace_s: float = Field(default=10.0, ge=0)
+    # Seconds an idle keep-alive connection stays open (uvicorn's own default is 5). Must stay
+    # above `client.keepalive_s`: a pooled connection the server has just closed, reused by a
+    # daemon-to-daemon call, fails that call (the gateway would answer 502).
+    keep_alive_s: int = Field(default=30, gt=0)
     # The cyclic garbage collector's thresholds (generations 0, 1, 2) in every daemon; at start
     # the objects alive after imports and app creation are frozen out of collection. Python's
     # default (700, 10, 10) ran gen-2 passes often enough under load to triple matrixd's p99
@@ -166,6 +170,8 @@ class ClientSettings(_Section):
     timeout_s: float = Field(default=30.0, gt=0)
     pool_size: int = Field(default=100, gt=0)
     connect_retries: int = Field(default=2, ge=0)
+    # Seconds an idle pooled connection is kept for reuse; below `server.keep_alive_s`.
+    keepalive_s: float = Field(default=15.0, gt=0)
 
 
 class IngestSettings(_Section):
@@ -500,6 +506,12 @@ class LakehouseSettings(_Section):
                     "gateway.host binds beyond loopback in production without "
                     "gateway.auth_token (set LAKEHOUSE_GATEWAY__AUTH_TOKEN)"
                 )
+        if self.client.keepalive_s >= self.server.keep_alive_s:
+            raise ValueError(
+                f"client.keepalive_s ({self.client.keepalive_s}) must be below "
+                f"server.keep_alive_s ({self.server.keep_alive_s}): a daemon would reuse "
+                "connections the server side has already closed"
+            )
         return self
 
     @property

@@ -39,7 +39,9 @@ class HttpClient:
     async def open(self) -> None:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.settings.pool_size),
+                connector=aiohttp.TCPConnector(
+                    limit=self.settings.pool_size, keepalive_timeout=self.settings.keepalive_s
+                ),
                 timeout=aiohttp.ClientTimeout(
                     total=None,
                     connect=self.settings.connect_timeout_s,

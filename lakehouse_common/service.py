@@ -529,5 +529,6 @@ def run_service(name: str, app_factory: Callable[[LakehouseSettings], FastAPI]) 
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=int(settings.server.shutdown_grace_s),
+        timeout_keep_alive=settings.server.keep_alive_s,
         server_header=False,
     )

@@ -150,6 +150,13 @@ class TestBadConfigFailsWithFileKeyReason:
         off = load_settings(DEFAULT_CONFIG, environ={"LAKEHOUSE_SERVER__GC_THRESHOLDS": "[]"})
         assert off.server.gc_thresholds == []
 
+    def test_client_keepalive_must_stay_below_the_servers(self) -> None:
+        env = {"LAKEHOUSE_SERVER__KEEP_ALIVE_S": "10", "LAKEHOUSE_CLIENT__KEEPALIVE_S": "10"}
+        with pytest.raises(ConfigError, match=r"client.keepalive_s \(10.0\) must be below"):
+            load_settings(DEFAULT_CONFIG, environ=env)
+        env["LAKEHOUSE_CLIENT__KEEPALIVE_S"] = "9.5"
+        assert load_settings(DEFAULT_CONFIG, environ=env).client.keepalive_s == 9.5
+
     def test_production_public_gateway_without_token_refused(self) -> None:
         env = {"LAKEHOUSE_SERVER__ENV": "production", "LAKEHOUSE_GATEWAY__HOST": "0.0.0.0"}
         with pytest.raises(ConfigError, match="without gateway.auth_token"):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import secrets
+import socket
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from lakehouse_common.config import ClientSettings
+from lakehouse_common.config import ClientSettings, ServerSettings
 from lakehouse_common.contracts.storage import StorageClient
 from lakehouse_common.errors import Conflict, InvalidInput, NotFound, UpstreamUnavailable
 from lakehouse_common.http import HttpClient
@@ -63,3 +64,36 @@ async def test_unreachable_daemon_raises_upstream_unavailable_naming_it() -> Non
         client = http.client_for("catalogd", f"http://127.0.0.1:{free_port()}")
         with pytest.raises(UpstreamUnavailable, match="catalogd is unreachable"):
             await client.call_json("GET", "/v1/catalog/datasets")
+
+
+def _get_health(sock: socket.socket) -> bytes:
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: lakehouse\r\n\r\n")
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = sock.recv(65536)
+        assert chunk, "the daemon closed the connection"
+        answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "the daemon closed the connection mid-answer"
+        body += chunk
+    return head.split(b"\r\n", 1)[0]
+
+
+def test_idle_connection_outlives_the_client_pool_keep_alive(stack: LiveStack) -> None:
+    """Daemons keep idle connections open `server.keep_alive_s` (30 s), longer than the
+    client pool keeps them (`client.keepalive_s`, 15 s). With uvicorn's own 5 s a pooled
+    connection reused after 5–15 s idle could be closed under the caller: the gateway answered
+    502 that way between benchmark runs."""
+    assert ClientSettings().keepalive_s < ServerSettings().keep_alive_s
+    host, port = stack.url("storaged").removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        assert _get_health(sock) == b"HTTP/1.1 200 OK"
+        time.sleep(6)  # past uvicorn's default keep-alive of 5 s
+        assert _get_health(sock) == b"HTTP/1.1 200 OK"
