@@ -9,6 +9,11 @@ embedding comes from matrixd's query cache after the first call: the figure is m
 (cached embedding → one vectord request with the organic and playbook searches → re-rank →
 batched observerd report) plus the gateway hop, not the model's inference (see
 reports/retrieval_bench.md for that).
+
+Each run is also interleaved with the *null chain* (scripts/bench/null_chain.py): the same
+three processes and hops — gateway-shaped proxy → matrixd-shaped handler → vectord-shaped
+handler, bodies of the same sizes — doing no work. Its ratio to the bare endpoint is the most
+this architecture allows on the machine, whatever the daemons do.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pathlib import Path
 
 import httpx
 from bare_server import start as start_bare
+from null_chain import start as start_null_chain
 
 from lakehouse_common.loadgen import LoadResult, drive
 from lakehouse_common.stack import ephemeral_config, start_stack, stop_stack
@@ -56,6 +62,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="lh-matrix-bench-") as tmp:
         cfg, settings = ephemeral_config(Path(tmp), {"server": {"log_level": "warning"}})
         bare_proc: subprocess.Popen[bytes] | None = None
+        chain_procs: list[subprocess.Popen[bytes]] = []
         try:
             start_stack(settings, config_path=cfg, timeout_s=300, echo=lambda _: None)
             subprocess.run(
@@ -87,29 +94,44 @@ def main() -> int:
                 ).raise_for_status()
                 size = len(client.post(url, json=QUERY).content)
             bare_proc, bare = start_bare(size)
-            drive(url, requests=200, concurrency=10, method="POST", json=QUERY)
-            drive(bare, requests=200, concurrency=10, method="POST", json=QUERY)
-            ours: dict[int, list[LoadResult]] = {c: [] for c in CONCURRENCY}
-            base: dict[int, list[LoadResult]] = {c: [] for c in CONCURRENCY}
+            chain_procs, chain = start_null_chain(size)
+            targets = {"ours": url, "bare": bare, "chain": chain}
+            for target in targets.values():
+                drive(target, requests=200, concurrency=10, method="POST", json=QUERY)
+            runs: dict[str, dict[int, list[LoadResult]]] = {
+                name: {c: [] for c in CONCURRENCY} for name in targets
+            }
             for _ in range(RUNS):
                 for c in CONCURRENCY:
-                    n = REQUESTS[c]
-                    ours[c].append(drive(url, requests=n, concurrency=c, method="POST", json=QUERY))
-                    base[c].append(
-                        drive(bare, requests=n, concurrency=c, method="POST", json=QUERY)
-                    )
+                    for name, target in targets.items():
+                        runs[name][c].append(
+                            drive(
+                                target,
+                                requests=REQUESTS[c],
+                                concurrency=c,
+                                method="POST",
+                                json=QUERY,
+                            )
+                        )
         finally:
-            if bare_proc is not None:
-                bare_proc.terminate()
-                bare_proc.wait()
+            for proc in [p for p in (bare_proc, *chain_procs) if p is not None]:
+                proc.terminate()
+                proc.wait()
             stop_stack(settings, grace_s=5, echo=lambda _: None)
 
     lines = []
     for c in CONCURRENCY:
-        ours_line, ours_rps = _row(f"matrix search, c={c}", ours[c])
-        base_line, base_rps = _row(f"bare endpoint, c={c}", base[c])
-        ratio = f"| **ratio c={c}** | **{ours_rps / base_rps:.2f}** |||||\n"
-        lines += [ours_line, base_line, ratio]
+        ours_line, ours_rps = _row(f"matrix search, c={c}", runs["ours"][c])
+        base_line, base_rps = _row(f"bare endpoint, c={c}", runs["bare"][c])
+        chain_line, chain_rps = _row(f"null chain, c={c}", runs["chain"][c])
+        lines += [
+            ours_line,
+            base_line,
+            f"| **ratio c={c}** (search / bare) | **{ours_rps / base_rps:.2f}** |||||\n",
+            chain_line,
+            f"| null chain / bare, c={c} (the ceiling) | {chain_rps / base_rps:.2f} |||||\n",
+            f"| search / null chain, c={c} | {ours_rps / chain_rps:.2f} |||||\n",
+        ]
     report = ROOT / "reports" / "matrix_bench.md"
     report.write_text(
         "# Matrix search benchmark\n\n"
@@ -125,6 +147,12 @@ def main() -> int:
         "not called (a new query adds one embedd call: ~1 ms when embedd has it cached, the "
         "model's inference otherwise). Where the time goes, and what each change bought: "
         "docs/matrix.md, *Hot path*.\n\n"
+        "Each run is also interleaved with the *null chain* (scripts/bench/null_chain.py): the "
+        "same three processes and hops (gateway-shaped proxy → matrixd-shaped handler → "
+        "vectord-shaped handler; FastAPI, uvicorn and aiohttp as the daemons use them; bodies "
+        "of the same sizes) doing no work. Its ratio to the bare endpoint is the most this "
+        "process layout allows on this machine; *search / null chain* is how much of that the "
+        "daemons keep.\n\n"
         "Goals (issue 5): zero errors, p99 ≤ 50 ms at concurrency 10, ratio ≥ 0.2.\n\n"
         "| path | req/s | p50 ms | p99 ms | errors | runs (req/s) |\n|---|---|---|---|---|---|\n"
         + "".join(lines)

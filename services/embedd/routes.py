@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from lakehouse_common.contracts.embed import EmbedRequest, EmbedResponse, ModelsResponse
+from lakehouse_common.service import parse_json_body, request_body_schema
 from services.embedd.service import Embedder
 
 router = APIRouter(prefix="/v1/embed", tags=["embed"])
@@ -21,10 +22,12 @@ def _embedder(request: Request) -> Embedder:
     "",
     response_model=EmbedResponse,
     summary="Embed texts into unit-length vectors (cached, micro-batched).",
+    openapi_extra=request_body_schema(EmbedRequest),
 )
-async def embed_texts(request: Request, body: EmbedRequest) -> Response:
+async def embed_texts(request: Request) -> Response:
     """422 on an empty list, too many or too long texts, a non-string text or an unknown
     model; 502/504 when a remote provider is down, answers garbage or is too slow."""
+    body = await parse_json_body(request, EmbedRequest)
     vectors, model = await _embedder(request).embed(body.texts, body.model)
     # Serialised straight from the float32 matrix: a pydantic pass over 256 × 384 floats would
     # cost more than the cached lookup itself.

@@ -103,7 +103,8 @@ async def forward_request(request: Request, path: str) -> Response:
     routing: RoutingTable = request.app.state.routing
     settings = request.app.state.settings.gateway
     http: HttpClient = request.app.state.http
-    target = routing.resolve(request.url.path)
+    # The scope's paths, not `request.url`: building that URL costs on every request.
+    target = routing.resolve(request.scope["path"])
 
     raw_path = request.scope.get("raw_path") or request.url.path.encode()
     query = request.scope.get("query_string", b"")
