@@ -32,6 +32,7 @@ from urllib.parse import quote
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lakehouse_common.errors import InvalidInput
@@ -165,6 +166,21 @@ class ItemRecord(BaseModel):
     metadata: dict[str, Any]
 
 
+MAX_LIST_LIMIT = 1000
+
+
+class ListedItem(BaseModel):
+    id: str
+    metadata: dict[str, Any]
+
+
+class ItemPage(BaseModel):
+    """`next`: pass it as `after` for the following page; null on the last one."""
+
+    items: list[ListedItem]
+    next: str | None
+
+
 class SearchRequest(_Strict):
     """Exactly one of `vector` or `vectors`. `filter` keeps items whose metadata has every key
     with an equal value (JSON equality: `true` ≠ `1`); `exclude_ids` never come back. Both are
@@ -296,6 +312,23 @@ class VectorClient:
             "GET", f"{_index_path(name)}/items/{quote(item_id, safe='')}"
         )
         return ItemRecord.model_validate(data)
+
+    async def list_items(
+        self,
+        name: str,
+        *,
+        after: str | None = None,
+        limit: int = 100,
+        filter: Mapping[str, Any] | None = None,
+    ) -> ItemPage:
+        """One page of ids and metadata in id order; `filter` as in a search."""
+        params: dict[str, str] = {"limit": str(limit)}
+        if after is not None:
+            params["after"] = after
+        if filter:
+            params["filter"] = orjson.dumps(filter).decode()
+        data = await self.client.call_json("GET", f"{_index_path(name)}/items", params=params)
+        return ItemPage.model_validate(data)
 
     async def search(
         self,

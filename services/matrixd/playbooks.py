@@ -30,7 +30,13 @@ from lakehouse_common.contracts.matrix import (
     normalise,
     playbook_id,
 )
-from lakehouse_common.contracts.vectors import IndexSearch, SearchHit, VectorClient
+from lakehouse_common.contracts.vectors import (
+    MAX_LIST_LIMIT,
+    IndexSearch,
+    ListedItem,
+    SearchHit,
+    VectorClient,
+)
 from lakehouse_common.errors import NotFound
 from lakehouse_common.logging import get_logger
 
@@ -101,12 +107,17 @@ class PlaybookStore:
     """The playbook index in vectord: record, look up, list, delete."""
 
     def __init__(
-        self, vectors: VectorClient, index_name: str, *, fanout: int, list_max_k: int
+        self,
+        vectors: VectorClient,
+        index_name: str,
+        *,
+        fanout: int,
+        page_size: int = MAX_LIST_LIMIT,
     ) -> None:
         self.vectors = vectors
         self.index_name = index_name
         self.fanout = fanout
-        self.list_max_k = list_max_k
+        self.page_size = page_size  # of the item listing `list` reads
         self._ready_dim: int | None = None
 
     async def ensure_index(self, dim: int) -> None:
@@ -194,32 +205,32 @@ class PlaybookStore:
         self, *, role: str | None, index: str | None, limit: int
     ) -> tuple[list[Playbook], bool]:
         """Recordings (of `role`, for `index` when given), newest first; and whether more
-        matched than `limit`.
-
-        vectord has no listing call, so this is one search with a fixed probe vector, the
-        filter and `k = vector.max_k`: every match comes back while they number at most that;
-        beyond it the answer is marked truncated and holds an arbitrary subset of them.
-        """
-        try:
-            info = await self.vectors.get_index(self.index_name)
-        except NotFound:
-            return [], False
+        matched than `limit`. Every match is read (vectord's item listing, page by page) so
+        "newest first" holds whatever their number."""
         wanted: dict[str, Any] = {}
         if role is not None:
             wanted["role_norm"] = normalise(role)
         if index is not None:
             wanted["index"] = index
-        # Fetch as many as vectord answers, so "newest first" holds whenever every match fits.
-        k = self.list_max_k
-        probe = [1.0] + [0.0] * (info.dim - 1)
-        hits = await self.vectors.search(self.index_name, probe, k, filter=wanted or None)
-        playbooks = _valid(hits)
+        listed: list[ListedItem] = []
+        after: str | None = None
+        while True:
+            try:
+                page = await self.vectors.list_items(
+                    self.index_name, after=after, limit=self.page_size, filter=wanted or None
+                )
+            except NotFound:
+                return [], False  # no playbook recorded yet
+            listed += page.items
+            if page.next is None:
+                break
+            after = page.next
+        playbooks = _valid(listed)
         playbooks.sort(key=lambda p: (p.recorded_at, p.playbook_id), reverse=True)
-        truncated = len(playbooks) > limit or (len(hits) == k and info.count > k)
-        return playbooks[:limit], truncated
+        return playbooks[:limit], len(playbooks) > limit
 
 
-def _valid(hits: Sequence[SearchHit]) -> list[Playbook]:
+def _valid(hits: Sequence[ListedItem]) -> list[Playbook]:
     out = []
     for hit in hits:
         playbook = playbook_of(hit.id, hit.metadata)

@@ -98,7 +98,6 @@ class MatrixService:
             vectors,
             self.settings.playbook_index,
             fanout=self.settings.playbook_fanout,
-            list_max_k=settings.vector.max_k,
         )
 
     # ----------------------------------------------------------------- helpers

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -264,6 +265,25 @@ class VectorIndex:
                 )
             vector = self._hnsw.get_items([label])[0]
             return [float(x) for x in vector], self._metadata[label]
+
+    def list_items(
+        self, *, after: str | None, limit: int, filter: Mapping[str, Any] | None
+    ) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
+        """A page of (id, metadata) in id order, after `after`, passing `filter`; and the id to
+        continue after, or None on the last page. Paging by id, not by label, so an item that
+        stays in the index through a listing is listed exactly once, whatever else changes."""
+        with self.gate.read():
+            ids: Iterable[str]
+            if filter:
+                labels = self._postings.candidates(filter, self._metadata)
+                ids = (self._id_of[label] for label in labels)
+            else:
+                ids = self._label_of.keys()
+            if after is not None:
+                ids = (i for i in ids if i > after)
+            page = heapq.nsmallest(limit + 1, ids)
+            items = [(i, self._metadata[self._label_of[i]]) for i in page[:limit]]
+        return items, (page[limit - 1] if len(page) > limit else None)
 
     def stats(self) -> Stats:
         with self.gate.read():

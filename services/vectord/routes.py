@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+import orjson
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from lakehouse_common.contracts.vectors import (
+    MAX_LIST_LIMIT,
     AddRequest,
     AddResponse,
     BatchSearchResponse,
@@ -24,11 +26,13 @@ from lakehouse_common.contracts.vectors import (
     IndexDeleted,
     IndexInfo,
     IndexList,
+    ItemPage,
     ItemRecord,
     MultiSearchRequest,
     SearchRequest,
     SearchResponse,
 )
+from lakehouse_common.errors import InvalidInput
 from lakehouse_common.service import JsonResponse, parse_json_body, request_body_schema
 from services.vectord.index import Hit
 from services.vectord.service import VectorService
@@ -109,6 +113,37 @@ async def delete_items(request: Request, name: str, body: DeleteRequest) -> Dele
     """Unknown ids are not an error (deleting is idempotent)."""
     deleted, missing, count = await run_in_threadpool(_vectors(request).delete, name, body.ids)
     return DeleteResponse(deleted=deleted, not_found=missing, count=count)
+
+
+@router.get(
+    "/indexes/{name}/items",
+    response_model=ItemPage,
+    summary="Page through the items' ids and metadata in id order, optionally filtered.",
+)
+async def list_items(
+    request: Request,
+    name: str,
+    after: str | None = Query(default=None, description="the `next` of the previous page"),
+    limit: int = Query(default=100, ge=1, le=MAX_LIST_LIMIT),
+    filter: str | None = Query(
+        default=None, description='metadata equality as a JSON object, e.g. {"state":"IL"}'
+    ),
+) -> Response:
+    """Items in the index throughout a listing come back exactly once; ones added or deleted
+    meanwhile may or may not. 404 unknown index; 400 a `filter` that is not a JSON object;
+    422 a `limit` outside 1–1000."""
+    wanted: dict[str, Any] | None = None
+    if filter is not None:
+        try:
+            wanted = orjson.loads(filter)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInput(f"filter is not JSON: {exc}", details={"field": "filter"}) from None
+        if not isinstance(wanted, dict):
+            raise InvalidInput("filter must be a JSON object", details={"field": "filter"})
+    items, following = await run_in_threadpool(
+        _vectors(request).list_items, name, after=after, limit=limit, filter=wanted
+    )
+    return JsonResponse({"items": [{"id": i, "metadata": m} for i, m in items], "next": following})
 
 
 @router.get(

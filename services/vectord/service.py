@@ -154,6 +154,11 @@ class VectorService:
     def get_item(self, name: str, item_id: str) -> tuple[list[float], dict[str, Any]]:
         return self.index(name).index.get(item_id)
 
+    def list_items(
+        self, name: str, *, after: str | None, limit: int, filter: dict[str, Any] | None
+    ) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
+        return self.index(name).index.list_items(after=after, limit=limit, filter=filter)
+
     def search(self, name: str, req: SearchRequest) -> list[list[Hit]]:
         durable = self.index(name)
         if req.k > self.settings.max_k:

@@ -10,7 +10,11 @@ from typing import Any
 import httpx
 
 from lakehouse_common.contracts.matrix import playbook_id
+from lakehouse_common.contracts.vectors import VectorClient
+from lakehouse_common.http import HttpClient
 from lakehouse_common.tracing import TRACE_HEADER
+from services.matrixd.playbooks import PlaybookStore
+from tests.conftest import LiveStack
 from tests.services.matrixd.conftest import (
     CNC,
     FORKLIFT,
@@ -102,6 +106,25 @@ class TestRecord:
         one = gw.get("/v1/matrix/playbooks", params={"index": index, "limit": 1}).json()
         assert [p["playbook_id"] for p in one["playbooks"]] == [c]
         assert one["truncated"] is True
+
+    async def test_list_reads_every_page_of_the_item_listing(
+        self, stack: LiveStack, gw: httpx.Client, index: str
+    ) -> None:
+        """Newest first holds across pages: a store reading one recording per page answers what
+        matrixd answers (every match fits in its 1000-item pages)."""
+        for n in range(1, 6):
+            record(gw, index, FORKLIFT_QUERY, FORKLIFT, f"w-{n}", n / 10)
+        expected = gw.get("/v1/matrix/playbooks", params={"index": index}).json()
+        async with HttpClient() as http:
+            vectors = VectorClient(http.client_for("vectord", stack.url("vectord")))
+            store = PlaybookStore(
+                vectors, stack.settings.matrix.playbook_index, fanout=1, page_size=1
+            )
+            listed, truncated = await store.list(role=FORKLIFT, index=index, limit=4)
+        assert [p.playbook_id for p in listed] == [
+            p["playbook_id"] for p in expected["playbooks"][:4]
+        ]
+        assert len(expected["playbooks"]) == 5 and truncated is True
 
     def test_delete_stops_the_boost_at_once(self, gw: httpx.Client, index: str) -> None:
         top = search(gw, index, FORKLIFT_QUERY)["results"][0]

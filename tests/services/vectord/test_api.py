@@ -283,6 +283,72 @@ class TestGetItem:
         assert got["metadata"] == {"state": "WI", "even": False}
 
 
+class TestListItems:
+    @staticmethod
+    def pages(vd: httpx.Client, name: str, **params: Any) -> list[dict[str, Any]]:
+        """Every page of a listing, following `next`."""
+        out, after = [], None
+        while True:
+            query = {**params, **({"after": after} if after is not None else {})}
+            page = vd.get(f"/v1/vectors/indexes/{name}/items", params=query)
+            assert page.status_code == 200, page.text
+            out.append(page.json())
+            after = page.json()["next"]
+            if after is None:
+                return out
+
+    def test_pages_cover_every_item_once_in_id_order(
+        self, vd: httpx.Client, filled: tuple[str, Any]
+    ) -> None:
+        name, _ = filled
+        pages = self.pages(vd, name, limit=7)
+        ids = [item["id"] for page in pages for item in page["items"]]
+        assert ids == sorted(f"w-{n}" for n in range(60))
+        assert [len(p["items"]) for p in pages] == [7] * 8 + [4]
+        assert pages[0]["items"][0] == {"id": "w-0", "metadata": {"state": "IL", "even": True}}
+
+    def test_filter_is_metadata_equality(self, vd: httpx.Client, filled: tuple[str, Any]) -> None:
+        name, _ = filled
+        wanted = '{"state": "IL", "even": true}'
+        ids = [i["id"] for p in self.pages(vd, name, limit=3, filter=wanted) for i in p["items"]]
+        assert ids == sorted(f"w-{n}" for n in range(60) if n % 6 == 0)
+        none = self.pages(vd, name, filter='{"even": 1}')  # JSON equality: 1 is not true
+        assert none == [{"items": [], "next": None}]
+
+    def test_items_present_throughout_come_back_once_despite_writes(
+        self, vd: httpx.Client, filled: tuple[str, Any]
+    ) -> None:
+        name, _ = filled
+        first = vd.get(f"/v1/vectors/indexes/{name}/items", params={"limit": 20}).json()
+        seen = [i["id"] for i in first["items"]]
+        # Meanwhile: one listed item goes, and new ids land before and after the cursor.
+        assert vd.post(f"/v1/vectors/indexes/{name}/delete", json={"ids": [seen[0]]}).is_success
+        fresh = make_items(["a-0", "zz-0"], unit_rows(np.random.default_rng(5), 2, DIM))
+        assert add(vd, name, fresh).is_success
+        rest = self.pages(vd, name, limit=20, after=first["next"])
+        later = [i["id"] for p in rest for i in p["items"]]
+        assert sorted(seen + later) == sorted([f"w-{n}" for n in range(60)] + ["zz-0"])
+
+    @pytest.mark.parametrize("bad", ["[1, 2]", "not json", '"IL"'])
+    def test_a_filter_that_is_not_a_json_object_is_400(
+        self, vd: httpx.Client, filled: tuple[str, Any], bad: str
+    ) -> None:
+        name, _ = filled
+        answer = vd.get(f"/v1/vectors/indexes/{name}/items", params={"filter": bad})
+        assert_envelope(answer, 400, "invalid_input")
+
+    @pytest.mark.parametrize("limit", [0, 1001, -1])
+    def test_limit_outside_1_to_1000_is_422(
+        self, vd: httpx.Client, filled: tuple[str, Any], limit: int
+    ) -> None:
+        name, _ = filled
+        answer = vd.get(f"/v1/vectors/indexes/{name}/items", params={"limit": limit})
+        assert_envelope(answer, 422, "invalid_request")
+
+    def test_unknown_index_is_404(self, vd: httpx.Client) -> None:
+        assert_envelope(vd.get("/v1/vectors/indexes/nope-x/items"), 404, "not_found")
+
+
 class TestSearch:
     def test_single_vector_finds_itself_first(
         self, vd: httpx.Client, filled: tuple[str, np.ndarray]
