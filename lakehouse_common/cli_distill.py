@@ -39,7 +39,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from lakehouse_common.cli_options import ConfigOption, TokenOption
+from lakehouse_common.cli_options import ConfigOption, GatewayOption, TokenOption
 from lakehouse_common.config import ConfigError, LakehouseSettings, load_settings
 from lakehouse_common.distill.audit_full import (
     AuditReport,
@@ -101,10 +101,6 @@ HeldoutOption = Annotated[
 BaselineOption = Annotated[
     bool,
     typer.Option("--append-baseline", help="Append the metrics to audit_baselines.jsonl."),
-]
-GatewayOption = Annotated[
-    str | None,
-    typer.Option("--gateway", help="Gateway URL (default: the configured gateway)."),
 ]
 
 _err = Console(stderr=True)

@@ -38,7 +38,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from lakehouse_common.cli_options import ConfigOption, TokenOption
+from lakehouse_common.cli_options import ConfigOption, GatewayOption, TokenOption
 from lakehouse_common.config import ConfigError, load_settings
 from lakehouse_common.contracts.catalog import DatasetManifest, validate_dataset_name
 from lakehouse_common.contracts.ingest import (
@@ -234,15 +234,7 @@ def ingest(
             "--required", help="Comma-separated columns that must be present and non-null."
         ),
     ] = None,
-    gateway: Annotated[
-        str | None,
-        typer.Option(
-            "--gateway",
-            envvar="LAKEHOUSE_GATEWAY_URL",
-            help="Gateway base URL (default: the configured gateway).",
-            show_default=False,
-        ),
-    ] = None,
+    gateway: GatewayOption = None,
     token: TokenOption = None,
     config: ConfigOption = None,
     timeout: Annotated[

@@ -21,4 +21,14 @@ TokenOption = Annotated[
     ),
 ]
 
-__all__ = ["ConfigOption", "TokenOption"]
+GatewayOption = Annotated[
+    str | None,
+    typer.Option(
+        "--gateway",
+        envvar="LAKEHOUSE_GATEWAY_URL",
+        help="Gateway base URL (default: the configured gateway).",
+        show_default=False,
+    ),
+]
+
+__all__ = ["ConfigOption", "GatewayOption", "TokenOption"]

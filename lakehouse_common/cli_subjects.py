@@ -33,7 +33,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from lakehouse_common.cli_options import ConfigOption, TokenOption
+from lakehouse_common.cli_options import ConfigOption, GatewayOption, TokenOption
 from lakehouse_common.config import ConfigError, load_settings
 from lakehouse_common.contracts.catalog import DatasetDetail, validate_dataset_name
 from lakehouse_common.contracts.subjects import (
@@ -72,16 +72,6 @@ subjects_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-
-GatewayOption = Annotated[
-    str | None,
-    typer.Option(
-        "--gateway",
-        envvar="LAKEHOUSE_GATEWAY_URL",
-        help="Gateway base URL (default: the configured gateway).",
-        show_default=False,
-    ),
-]
 
 
 class _Failed(Exception):
