@@ -230,12 +230,12 @@ class PlaybookStore:
         return playbooks[:limit], len(playbooks) > limit
 
 
-def _valid(hits: Sequence[ListedItem]) -> list[Playbook]:
+def _valid(items: Sequence[ListedItem]) -> list[Playbook]:
     out = []
-    for hit in hits:
-        playbook = playbook_of(hit.id, hit.metadata)
+    for item in items:
+        playbook = playbook_of(item.id, item.metadata)
         if playbook is None:
-            log.warning("not a playbook record in the playbook index", id=hit.id)
+            log.warning("not a playbook record in the playbook index", id=item.id)
         else:
             out.append(playbook)
     return out

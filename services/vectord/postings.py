@@ -35,6 +35,11 @@ def scalar_key(value: Any) -> Scalar | None:
     return None
 
 
+def _posted(metadata: Mapping[str, Any], key: str) -> Scalar | None:
+    """The posting key of `metadata[key]`; None when absent or a container (not posted)."""
+    return scalar_key(metadata[key]) if key in metadata else None
+
+
 class Postings:
     """Per-key maps `scalar value → labels` over one index's metadata.
 
@@ -48,12 +53,12 @@ class Postings:
 
     def add(self, label: int, metadata: Mapping[str, Any]) -> None:
         for key, by_value in self._keys.items():
-            if key in metadata and (tag := scalar_key(metadata[key])) is not None:
+            if (tag := _posted(metadata, key)) is not None:
                 by_value.setdefault(tag, set()).add(label)
 
     def remove(self, label: int, metadata: Mapping[str, Any]) -> None:
         for key, by_value in self._keys.items():
-            if key in metadata and (tag := scalar_key(metadata[key])) is not None:
+            if (tag := _posted(metadata, key)) is not None:
                 labels = by_value.get(tag)
                 if labels is not None:
                     labels.discard(label)
@@ -69,7 +74,7 @@ class Postings:
             if by_value is None:
                 by_value = {}
                 for label, metadata in items.items():
-                    if key in metadata and (tag := scalar_key(metadata[key])) is not None:
+                    if (tag := _posted(metadata, key)) is not None:
                         by_value.setdefault(tag, set()).add(label)
                 self._keys[key] = by_value
         return by_value
