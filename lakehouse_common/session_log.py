@@ -36,7 +36,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as ModelError
 
-from lakehouse_common.audit import now_rfc3339_nanos
+from lakehouse_common.clock import now_rfc3339_nanos
 from lakehouse_common.config import LakehouseSettings
 from lakehouse_common.tracing import mint_trace_id
 from lakehouse_common.validation_error import ValidationError

@@ -1,7 +1,7 @@
 """Shared fixtures: settings on ephemeral ports, real daemons in subprocesses, a real S3 server.
 
-Real-daemon fixtures go through `lakehouse_common.stack` — the same code `make run` uses — so the
-lifecycle is exercised by every test that needs a live daemon.
+Real-daemon fixtures go through `lakehouse_common.ops.stack` — the same code `make run` uses — so
+the lifecycle is exercised by every test that needs a live daemon.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pytest
 
 from lakehouse_common.config import LakehouseSettings
 from lakehouse_common.logging import configure_logging
-from lakehouse_common.stack import (
+from lakehouse_common.ops.stack import (
     ephemeral_config,
     free_port,
     health_of,

@@ -6,7 +6,7 @@
   generation and rotation.
 - :mod:`~lakehouse_common.audit.access`: :class:`AccessAuditor`, how a daemon records a PII read
   (one batched call to catalogd per request) before it answers.
-- :mod:`~lakehouse_common.audit.cli`: ``lakehouse audit verify|verify-all|keygen|rotate``.
+- :mod:`~lakehouse_common.cli.audit`: ``lakehouse audit verify|verify-all|keygen|rotate``.
 """
 
 from lakehouse_common.audit.canonical import (

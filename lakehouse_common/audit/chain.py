@@ -39,7 +39,6 @@ import hashlib
 import hmac as hmac_lib
 import os
 import re
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +52,7 @@ from lakehouse_common.audit.canonical import (
     parse_raw_json,
 )
 from lakehouse_common.audit.keys import MIN_KEY_BYTES, AuditKeyError, Keyring, key_id
+from lakehouse_common.clock import format_rfc3339_nanos, now_rfc3339_nanos
 from lakehouse_common.errors import Conflict, InvalidInput, NotFound
 
 __all__ = [
@@ -133,17 +133,6 @@ class VerifyResult:
 def row_hmac(key: bytes, canonical: bytes) -> str:
     """Lowercase hex HMAC-SHA256 of a row's canonical bytes."""
     return hmac_lib.new(key, canonical, hashlib.sha256).hexdigest()
-
-
-def format_rfc3339_nanos(unix_ns: int) -> str:
-    """RFC 3339 UTC with all nine nanosecond digits, e.g. ``2026-05-02T09:14:03.461439210Z``."""
-    secs, nanos = divmod(unix_ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{nanos:09d}Z"
-
-
-def now_rfc3339_nanos() -> str:
-    """The current time as :func:`format_rfc3339_nanos` writes it."""
-    return format_rfc3339_nanos(time.time_ns())
 
 
 def build_row(

@@ -15,5 +15,5 @@ input whose outputs are byte-identical on a re-run:
 
 Shared: :mod:`.layout` (where files live), :mod:`.jsonl` (streaming reads, idempotent writes),
 :mod:`.stage` (receipts). The command line is `lakehouse distill …`
-(:mod:`lakehouse_common.cli_distill`).
+(:mod:`lakehouse_common.cli.distill`).
 """

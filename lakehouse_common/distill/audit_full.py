@@ -40,7 +40,7 @@ from typing import Any, Final
 import orjson
 from pydantic import ValidationError
 
-from lakehouse_common.audit import now_rfc3339_nanos
+from lakehouse_common.clock import now_rfc3339_nanos
 from lakehouse_common.config import DistillSettings
 from lakehouse_common.distill.events import REPLAY_SCHEMA, REPLAY_STREAM, ReplayRun
 from lakehouse_common.distill.export import EXPORTS, load_firewall
@@ -48,7 +48,7 @@ from lakehouse_common.distill.firewall import REASONS, Firewall
 from lakehouse_common.distill.jsonl import fsync_dir, read_lines, sha256_file, write_if_changed
 from lakehouse_common.distill.layout import STAGES, DistillLayout
 from lakehouse_common.distill.records import EVIDENCE_SCHEMA, SIG_HASH, TIERS, canonical
-from lakehouse_common.distill.stage import RECEIPT_SCHEMA_VERSION, DistillError, dump_json
+from lakehouse_common.distill.stage import RECEIPT_SCHEMA_VERSION, DistillError, dump_json, run_hash
 
 __all__ = [
     "REPLAY_WINDOW",
@@ -406,8 +406,6 @@ def _phase_4(
 
 
 def _phase_5(layout: DistillLayout, report: AuditReport, receipts: dict[str, Any]) -> None:
-    from lakehouse_common.distill.run import run_hash
-
     try:
         summary = (
             orjson.loads(layout.summary(report.run_id).read_bytes()) if report.run_id else None

@@ -15,7 +15,6 @@ known). `runs/LATEST` names the newest run for audit-full.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import subprocess
@@ -32,13 +31,13 @@ from lakehouse_common.distill.export import export
 from lakehouse_common.distill.jsonl import ProgressHook, write_if_changed
 from lakehouse_common.distill.layout import STAGES, DistillLayout
 from lakehouse_common.distill.materialize import materialize, total_input_bytes
-from lakehouse_common.distill.records import canonical
 from lakehouse_common.distill.score import score
 from lakehouse_common.distill.stage import (
     RECEIPT_SCHEMA_VERSION,
     DistillError,
     StageResult,
     dump_json,
+    run_hash,
 )
 
 __all__ = [
@@ -76,10 +75,6 @@ def git_commit(repo: Path = REPO_ROOT) -> str:
         return "0" * 40
     commit = out.stdout.strip()
     return commit if out.returncode == 0 and _HEX40.fullmatch(commit) else "0" * 40
-
-
-def run_hash(receipts: list[dict[str, Any]]) -> str:
-    return hashlib.sha256(canonical(receipts)).hexdigest()
 
 
 def write_summary(

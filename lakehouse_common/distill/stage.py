@@ -7,6 +7,7 @@ input produces the same receipt, byte for byte, and so the same `run_hash`.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -14,8 +15,16 @@ import orjson
 
 from lakehouse_common.distill.jsonl import write_if_changed
 from lakehouse_common.distill.layout import DistillLayout
+from lakehouse_common.distill.records import canonical
 
-__all__ = ["RECEIPT_SCHEMA_VERSION", "DistillError", "StageResult", "dump_json", "save_receipt"]
+__all__ = [
+    "RECEIPT_SCHEMA_VERSION",
+    "DistillError",
+    "StageResult",
+    "dump_json",
+    "run_hash",
+    "save_receipt",
+]
 
 RECEIPT_SCHEMA_VERSION: Final = 1
 
@@ -43,3 +52,8 @@ def save_receipt(layout: DistillLayout, result: StageResult) -> StageResult:
     if write_if_changed(path, dump_json(result.receipt)):
         result.written.append(layout.relative(path))
     return result
+
+
+def run_hash(receipts: list[dict[str, Any]]) -> str:
+    """sha256 over the canonical JSON (SPEC §8) of the receipts, in stage order."""
+    return hashlib.sha256(canonical(receipts)).hexdigest()

@@ -26,8 +26,8 @@ import httpx
 
 from lakehouse_common.audit import load_keyring, verify_log
 from lakehouse_common.config import audit_key_path
-from lakehouse_common.roster import write_roster
-from lakehouse_common.stack import ephemeral_config, start_daemon, stop_stack
+from lakehouse_common.ops.roster import write_roster
+from lakehouse_common.ops.stack import ephemeral_config, start_daemon, stop_stack
 from lakehouse_common.topology import BY_NAME
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI, Response
 
-from lakehouse_common.stack import free_port
+from lakehouse_common.ops.stack import free_port
 
 
 def start(size: int) -> tuple[subprocess.Popen[bytes], str]:

@@ -42,8 +42,8 @@ import orjson
 from bare_server import start as start_bare
 
 from lakehouse_common.config import LakehouseSettings
-from lakehouse_common.loadgen import LoadSummary, generate_load
-from lakehouse_common.multitier import (
+from lakehouse_common.ops.loadgen import LoadSummary, generate_load
+from lakehouse_common.ops.scenario_mix import (
     SCENARIOS,
     MixConfig,
     MixReport,
@@ -51,7 +51,7 @@ from lakehouse_common.multitier import (
     query_pool,
     run_mix,
 )
-from lakehouse_common.stack import (
+from lakehouse_common.ops.stack import (
     ephemeral_config,
     pid_file,
     read_pid,

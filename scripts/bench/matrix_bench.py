@@ -31,8 +31,8 @@ import httpx
 from bare_server import start as start_bare
 from null_chain import start as start_null_chain
 
-from lakehouse_common.loadgen import LoadResult, drive
-from lakehouse_common.stack import ephemeral_config, start_stack, stop_stack
+from lakehouse_common.ops.loadgen import LoadResult, drive
+from lakehouse_common.ops.stack import ephemeral_config, start_stack, stop_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKERS = int(os.environ.get("MATRIX_BENCH_WORKERS", "20000"))

@@ -25,7 +25,7 @@ import orjson
 import uvicorn
 from fastapi import FastAPI, Request, Response
 
-from lakehouse_common.stack import free_port
+from lakehouse_common.ops.stack import free_port
 
 _JSON = {"Content-Type": "application/json"}
 _VECTOR = b"[" + b",".join([b"0.0510310363"] * 384) + b"]"

@@ -27,8 +27,8 @@ import httpx
 import numpy as np
 from bare_server import start as start_bare
 
-from lakehouse_common.loadgen import drive
-from lakehouse_common.stack import ephemeral_config, start_daemon, stop_stack
+from lakehouse_common.ops.loadgen import drive
+from lakehouse_common.ops.stack import ephemeral_config, start_daemon, stop_stack
 from lakehouse_common.topology import BY_NAME
 
 ROOT = Path(__file__).resolve().parents[2]

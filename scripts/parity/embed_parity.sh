@@ -7,4 +7,4 @@
 # Ends with `embed_parity: N/N assertions passed`; exits 1 when one failed (docs/OPERATIONS.md).
 set -euo pipefail
 source "$(dirname "$0")/../_lakehouse.sh"
-exec "$ROOT/.venv/bin/python" -m lakehouse_common.cli_probe embed "$@"
+exec "$ROOT/.venv/bin/python" -m lakehouse_common.cli.probe embed "$@"

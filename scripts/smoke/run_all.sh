@@ -6,4 +6,4 @@
 # `N passed, N failed`; exits 1 when anything failed.
 set -euo pipefail
 source "$(dirname "$0")/../_lakehouse.sh"
-exec "$ROOT/.venv/bin/python" -m lakehouse_common.cli_probe smoke --story "$@"
+exec "$ROOT/.venv/bin/python" -m lakehouse_common.cli.probe smoke --story "$@"

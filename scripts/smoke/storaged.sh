@@ -3,4 +3,4 @@
 # Usage: scripts/smoke/storaged.sh [--config FILE] [--token TOKEN]. Ends with `N passed, N failed`.
 set -euo pipefail
 source "$(dirname "$0")/../_lakehouse.sh"
-exec "$ROOT/.venv/bin/python" -m lakehouse_common.cli_probe smoke storaged "$@"
+exec "$ROOT/.venv/bin/python" -m lakehouse_common.cli.probe smoke storaged "$@"

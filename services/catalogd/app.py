@@ -13,10 +13,10 @@ from typing import NoReturn
 
 from fastapi import FastAPI
 
+from lakehouse_common.app import create_service_app
 from lakehouse_common.audit import AuditKeyError, load_keyring
 from lakehouse_common.config import LakehouseSettings, audit_key_path
 from lakehouse_common.logging import get_logger
-from lakehouse_common.service import create_service_app
 from lakehouse_common.store.settings import store_from_settings
 from services.catalogd.governance import SubjectGovernance
 from services.catalogd.routes import router

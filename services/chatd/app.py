@@ -16,13 +16,13 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from lakehouse_common.app import JsonResponse, create_service_app
 from lakehouse_common.config import LakehouseSettings
 from lakehouse_common.contracts.chat import ProviderRateLimited
 from lakehouse_common.errors import envelope_of
 from lakehouse_common.http import HttpClient
 from lakehouse_common.logging import get_logger
 from lakehouse_common.observer import Observer
-from lakehouse_common.service import JsonResponse, create_service_app
 from lakehouse_common.tracing import current_trace_id
 from services.chatd.routes import router
 from services.chatd.service import ChatMetrics, ChatService

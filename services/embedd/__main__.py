@@ -1,6 +1,6 @@
 """`python -m services.embedd`."""
 
-from lakehouse_common.service import run_service
+from lakehouse_common.app import run_service
 from services.embedd.app import create_app
 
 if __name__ == "__main__":

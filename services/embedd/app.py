@@ -19,10 +19,10 @@ import aiohttp
 import orjson
 from fastapi import FastAPI
 
+from lakehouse_common.app import create_service_app
 from lakehouse_common.config import LakehouseSettings
 from lakehouse_common.errors import LakehouseError
 from lakehouse_common.logging import get_logger
-from lakehouse_common.service import create_service_app
 from services.embedd.providers import PACKAGED_MODELS, REMOTE_KINDS, LocalModel
 from services.embedd.routes import router
 from services.embedd.service import Embedder, EmbedMetrics

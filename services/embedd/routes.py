@@ -6,8 +6,8 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from lakehouse_common.app import parse_json_body, request_body_schema
 from lakehouse_common.contracts.embed import EmbedRequest, EmbedResponse, ModelsResponse
-from lakehouse_common.service import parse_json_body, request_body_schema
 from services.embedd.service import Embedder
 
 router = APIRouter(prefix="/v1/embed", tags=["embed"])

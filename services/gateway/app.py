@@ -9,9 +9,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from lakehouse_common.app import create_service_app, error_response
 from lakehouse_common.config import LakehouseSettings
 from lakehouse_common.http import HttpClient
-from lakehouse_common.service import create_service_app, error_response
 from services.gateway.routes import router
 from services.gateway.service import RoutingTable
 

@@ -12,10 +12,10 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 from yarl import URL
 
+from lakehouse_common.app import BodyTooLarge
 from lakehouse_common.errors import UpstreamTimeout, UpstreamUnavailable
 from lakehouse_common.http import HttpClient
 from lakehouse_common.logging import get_logger
-from lakehouse_common.service import BodyTooLarge
 from lakehouse_common.tracing import TRACE_HEADER, current_trace_id
 from services.gateway.service import (
     DROP_DOWNSTREAM,

@@ -7,12 +7,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from lakehouse_common.app import create_service_app
 from lakehouse_common.config import LakehouseSettings
 from lakehouse_common.contracts.catalog import CatalogClient
 from lakehouse_common.contracts.embed import EmbedClient
 from lakehouse_common.contracts.vectors import VectorClient
 from lakehouse_common.http import HttpClient
-from lakehouse_common.service import create_service_app
 from lakehouse_common.store.settings import store_from_settings
 from services.ingestd.jobs import IndexJobs
 from services.ingestd.retrieval import EmbeddPort, VectordPort

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from lakehouse_common.app import create_service_app
 from lakehouse_common.audit.access import AccessAuditor
 from lakehouse_common.config import LakehouseSettings
 from lakehouse_common.contracts.embed import EmbedClient
@@ -21,7 +22,6 @@ from lakehouse_common.contracts.query import QueryClient
 from lakehouse_common.contracts.vectors import VectorClient
 from lakehouse_common.http import HttpClient
 from lakehouse_common.observer import Observer
-from lakehouse_common.service import create_service_app
 from services.matrixd.routes import router
 from services.matrixd.service import MatrixService
 

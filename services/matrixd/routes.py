@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from lakehouse_common.app import JsonResponse
 from lakehouse_common.contracts.matrix import (
     EvidenceBundle,
     Playbook,
@@ -16,7 +17,6 @@ from lakehouse_common.contracts.matrix import (
     SearchRequest,
     SearchResponse,
 )
-from lakehouse_common.service import JsonResponse
 from services.matrixd.service import MatrixService
 
 router = APIRouter(prefix="/v1/matrix", tags=["matrix"])

@@ -12,8 +12,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from lakehouse_common.app import create_service_app
 from lakehouse_common.config import LakehouseSettings
-from lakehouse_common.service import create_service_app
 from services.observerd.routes import router
 from services.observerd.service import ObservationStore, ObserveMetrics, kb_dir
 

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from lakehouse_common.app import JsonResponse, request_body_schema, validate_json_body
 from lakehouse_common.contracts.observe import (
     ObservationPage,
     ObserveRequest,
@@ -22,7 +23,6 @@ from lakehouse_common.contracts.observe import (
     StreamList,
 )
 from lakehouse_common.errors import PayloadTooLarge
-from lakehouse_common.service import JsonResponse, request_body_schema, validate_json_body
 from lakehouse_common.tracing import current_trace_id
 from services.observerd.service import ObservationStore, decode_records
 

@@ -23,7 +23,7 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from lakehouse_common.appendlog import AppendLog
-from lakehouse_common.audit import format_rfc3339_nanos
+from lakehouse_common.clock import format_rfc3339_nanos
 from lakehouse_common.config import STREAM_NAME, ObserveSettings
 from lakehouse_common.contracts.observe import (
     KB_DIR,

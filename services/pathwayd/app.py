@@ -13,11 +13,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from lakehouse_common.app import create_service_app
 from lakehouse_common.config import LakehouseSettings
 from lakehouse_common.contracts.embed import EmbedClient
 from lakehouse_common.http import HttpClient
 from lakehouse_common.observer import Observer
-from lakehouse_common.service import create_service_app
 from services.pathwayd.routes import router
 from services.pathwayd.service import PathwayStore, Vectors
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from lakehouse_common.app import JsonResponse
 from lakehouse_common.contracts.pathways import (
     PathwayIn,
     PathwayList,
@@ -15,7 +16,6 @@ from lakehouse_common.contracts.pathways import (
     SuggestResponse,
 )
 from lakehouse_common.observer import Observer
-from lakehouse_common.service import JsonResponse
 from lakehouse_common.tracing import current_trace_id
 from services.pathwayd.service import PathwayStore
 

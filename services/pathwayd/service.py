@@ -23,7 +23,7 @@ import numpy.typing as npt
 import orjson
 
 from lakehouse_common.appendlog import AppendLog
-from lakehouse_common.audit import format_rfc3339_nanos
+from lakehouse_common.clock import format_rfc3339_nanos
 from lakehouse_common.config import PathwaySettings
 from lakehouse_common.contracts.pathways import (
     SCHEMA,

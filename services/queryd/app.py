@@ -7,11 +7,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from lakehouse_common.app import create_service_app
 from lakehouse_common.audit.access import AccessAuditor
 from lakehouse_common.config import LakehouseSettings
 from lakehouse_common.contracts.catalog import CatalogClient
 from lakehouse_common.http import HttpClient
-from lakehouse_common.service import create_service_app
 from lakehouse_common.store.settings import store_from_settings
 from services.queryd.engine import QueryEngine
 from services.queryd.lake import LakeFiles

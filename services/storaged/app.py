@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from lakehouse_common.app import create_service_app
 from lakehouse_common.config import LakehouseSettings
-from lakehouse_common.service import create_service_app
 from lakehouse_common.store.settings import store_from_settings
 from services.storaged.routes import router
 

@@ -12,13 +12,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from lakehouse_common.app import create_service_app
 from lakehouse_common.audit.access import AccessAuditor
 from lakehouse_common.config import LakehouseSettings
 from lakehouse_common.contracts.chat import ChatClient
 from lakehouse_common.contracts.query import QueryClient
 from lakehouse_common.http import HttpClient
 from lakehouse_common.observer import Observer
-from lakehouse_common.service import create_service_app
 from lakehouse_common.session_log import session_log_path
 from services.validatord.iterate import IterateLoop
 from services.validatord.roster import Roster

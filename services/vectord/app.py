@@ -10,9 +10,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from lakehouse_common.app import create_service_app, tune_malloc
 from lakehouse_common.config import LakehouseSettings
 from lakehouse_common.logging import get_logger
-from lakehouse_common.service import create_service_app, tune_malloc
 from services.vectord.routes import router
 from services.vectord.service import VectorService
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from lakehouse_common.app import JsonResponse, parse_json_body, request_body_schema
 from lakehouse_common.contracts.vectors import (
     MAX_LIST_LIMIT,
     AddRequest,
@@ -33,7 +34,6 @@ from lakehouse_common.contracts.vectors import (
     SearchResponse,
 )
 from lakehouse_common.errors import InvalidInput
-from lakehouse_common.service import JsonResponse, parse_json_body, request_body_schema
 from services.vectord.index import Hit
 from services.vectord.service import VectorService
 

@@ -21,8 +21,8 @@ from aiohttp import web
 from typer.testing import CliRunner
 
 from lakehouse_common.cli import app
-from lakehouse_common.loadgen import drive, generate_load, percentile
-from lakehouse_common.stack import free_port
+from lakehouse_common.ops.loadgen import drive, generate_load, percentile
+from lakehouse_common.ops.stack import free_port
 
 NOT_LOOPBACK = [
     "http://10.0.0.1/x",

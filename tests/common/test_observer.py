@@ -22,7 +22,7 @@ from lakehouse_common.observer import (
     UNSERIALIZABLE,
     Observer,
 )
-from lakehouse_common.stack import free_port
+from lakehouse_common.ops.stack import free_port
 from lakehouse_common.tracing import current_trace_id
 from tests.conftest import LiveStack
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse_common.stack import ephemeral_config
+from lakehouse_common.ops.stack import ephemeral_config
 from lakehouse_common.topology import DAEMON_NAMES
 
 

@@ -20,9 +20,9 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from lakehouse_common import roster
 from lakehouse_common.cli import app
-from lakehouse_common.roster import (
+from lakehouse_common.ops import roster
+from lakehouse_common.ops.roster import (
     AVAILABILITY,
     CHUNK_ROWS,
     CITIES,
@@ -136,7 +136,7 @@ class TestSchema:
         column = meta.row_group(0).column(0)
         assert column.compression == "ZSTD"
         assert json.loads(meta.metadata[ROSTER_METADATA_KEY]) == {
-            "generator": "lakehouse_common.roster",
+            "generator": "lakehouse_common.ops.roster",
             "rows": 5_000,
             "seed": 3,
             "chunk_rows": 2_000,

@@ -10,9 +10,9 @@ import pytest
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
+from lakehouse_common.app import create_service_app
 from lakehouse_common.config import LakehouseSettings, load_settings
 from lakehouse_common.errors import Conflict, NotFound
-from lakehouse_common.service import create_service_app
 from lakehouse_common.tracing import TRACE_HEADER
 
 MINTED = re.compile(r"[0-9a-f]{16}-[0-9a-f]{8}")
@@ -207,7 +207,7 @@ class TestGcTuning:
         import sys
 
         code = (
-            "import gc; from lakehouse_common.service import tune_gc; "
+            "import gc; from lakehouse_common.app import tune_gc; "
             f"tune_gc({thresholds}); print(gc.get_threshold(), gc.get_freeze_count() > 0)"
         )
         return subprocess.run(
@@ -227,7 +227,7 @@ class TestMallocTuning:
 
     CODE = """
 import ctypes
-from lakehouse_common.service import tune_malloc
+from lakehouse_common.app import tune_malloc
 
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype = ctypes.c_void_p

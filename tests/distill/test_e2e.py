@@ -26,9 +26,9 @@ import pytest
 from typer.testing import CliRunner
 
 from lakehouse_common.cli import app
-from lakehouse_common.cli_ingest import DEFAULT_TEMPLATE
+from lakehouse_common.cli.ingest import DEFAULT_TEMPLATE
 from lakehouse_common.distill.layout import DistillLayout
-from lakehouse_common.roster import write_roster
+from lakehouse_common.ops.roster import write_roster
 from lakehouse_common.tracing import TRACE_HEADER
 from tests.conftest import LiveStack
 from tests.distill.conftest import HELDOUT, digests, read_jsonl

@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lakehouse_common.cli import app
-from lakehouse_common.multitier import (
+from lakehouse_common.ops.scenario_mix import (
     SCENARIO_NAMES,
     SCENARIOS,
     HarnessError,

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from lakehouse_common.cli_ingest import DEFAULT_TEMPLATE
-from lakehouse_common.roster import write_roster
+from lakehouse_common.cli.ingest import DEFAULT_TEMPLATE
+from lakehouse_common.ops.roster import write_roster
 from tests.conftest import LiveStack
 
 STACK = ("storaged", "catalogd", "ingestd", "queryd", "embedd", "vectord", "gateway")

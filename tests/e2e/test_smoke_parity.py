@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from lakehouse_common.probes.smoke import SMOKES
-from lakehouse_common.stack import is_alive, pid_file, read_pid
+from lakehouse_common.ops.probes.smoke import SMOKES
+from lakehouse_common.ops.stack import is_alive, pid_file, read_pid
 from lakehouse_common.topology import DAEMON_NAMES
 from tests.conftest import LiveStack, repo_root
 

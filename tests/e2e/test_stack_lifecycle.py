@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lakehouse_common.stack import is_alive, pid_file, read_pid
+from lakehouse_common.ops.stack import is_alive, pid_file, read_pid
 from lakehouse_common.topology import installed_daemons
 from tests.conftest import LiveStack, repo_root
 

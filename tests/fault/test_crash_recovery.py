@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 from lakehouse_common.audit import GENESIS
 from lakehouse_common.cli import app
 from lakehouse_common.contracts.catalog import part_key
-from lakehouse_common.stack import _stop_process, pid_file, read_pid
+from lakehouse_common.ops.stack import _stop_process, pid_file, read_pid
 from lakehouse_common.store import Store
 from lakehouse_common.store.settings import store_from_settings
 from tests.conftest import LiveStack

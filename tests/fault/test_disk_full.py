@@ -29,7 +29,7 @@ import pytest
 
 from lakehouse_common.config import REPO_ROOT
 from lakehouse_common.contracts.catalog import part_key
-from lakehouse_common.stack import (
+from lakehouse_common.ops.stack import (
     _daemon_env,
     _write_pid,
     health_of,
@@ -79,7 +79,7 @@ class Namespace:
         return Path(f"/proc/{self.proc.pid}/root") / inside.relative_to("/")
 
     def start(self, stack: LiveStack, name: str, timeout_s: float = 60.0) -> None:
-        """Start a daemon inside the namespace, as `lakehouse_common.stack` would outside."""
+        """Start a daemon inside the namespace, as `lakehouse_common.ops.stack` would outside."""
         log_path = log_file(stack.settings, name)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         command = ["nsenter", f"--target={self.proc.pid}", "--user", "--mount"]

@@ -21,11 +21,11 @@ import pytest
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from lakehouse_common.app import create_service_app, request_body_schema
 from lakehouse_common.config import load_settings
 from lakehouse_common.contracts.observe import ObserveRequest
 from lakehouse_common.contracts.vectors import AddRequest, SearchRequest
 from lakehouse_common.errors import InvalidInput
-from lakehouse_common.service import create_service_app, request_body_schema
 
 HUGE = 172849338392108093766461185589248
 

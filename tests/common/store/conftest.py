@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from lakehouse_common.stack import free_port
+from lakehouse_common.ops.stack import free_port
 from lakehouse_common.store import FsStore, S3Store, Store
 
 if TYPE_CHECKING:

@@ -23,9 +23,9 @@ from typer.testing import CliRunner
 from lakehouse_common.audit import GENESIS, verify_log
 from lakehouse_common.audit.keys import load_keyring
 from lakehouse_common.cli import app
-from lakehouse_common.cli_subjects import subject_id_for
+from lakehouse_common.cli.subjects import subject_id_for
 from lakehouse_common.config import audit_key_path
-from lakehouse_common.roster import write_roster
+from lakehouse_common.ops.roster import write_roster
 from lakehouse_common.tracing import TRACE_HEADER, mint_trace_id
 from tests.conftest import LiveStack
 

@@ -21,7 +21,7 @@ from lakehouse_common.config import load_settings
 from lakehouse_common.contracts.subjects import DatasetPolicy
 from lakehouse_common.errors import InvalidInput, ServiceUnavailable
 from lakehouse_common.http import HttpClient
-from lakehouse_common.stack import free_port
+from lakehouse_common.ops.stack import free_port
 from lakehouse_common.store.settings import store_from_settings
 from lakehouse_common.tracing import TRACE_HEADER, mint_trace_id
 from services.queryd.governance import GovernanceSnapshot

@@ -22,7 +22,7 @@ from lakehouse_common.audit.keys import retired_dir
 from lakehouse_common.cli import app
 from lakehouse_common.config import audit_key_path
 from lakehouse_common.contracts.catalog import part_key
-from lakehouse_common.stack import StackError, stack_status
+from lakehouse_common.ops.stack import StackError, stack_status
 from lakehouse_common.store.settings import store_from_settings
 from tests.conftest import LiveStack
 

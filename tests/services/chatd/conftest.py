@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from lakehouse_common.config import load_settings
-from lakehouse_common.stack import ephemeral_config, free_port
+from lakehouse_common.ops.stack import ephemeral_config, free_port
 from tests.conftest import LiveStack
 from tests.fakes.llm import FakeLLM
 

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from lakehouse_common.stack import free_port
+from lakehouse_common.ops.stack import free_port
 from tests.conftest import LiveStack, metric
 from tests.fakes.llm import FakeLLM, Reply
 from tests.services.chatd.conftest import RETRY, chat_stack, user

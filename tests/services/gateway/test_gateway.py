@@ -165,7 +165,7 @@ class TestAggregateHealth:
         assert body["status"] == ("ok" if all_ok else "degraded")
 
     def test_degraded_when_a_daemon_is_down(self, stack: LiveStack, gw: httpx.Client) -> None:
-        from lakehouse_common.stack import _stop_process, pid_file, read_pid
+        from lakehouse_common.ops.stack import _stop_process, pid_file, read_pid
 
         record = read_pid(pid_file(stack.settings, "storaged"))
         assert record is not None

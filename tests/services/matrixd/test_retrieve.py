@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from lakehouse_common.roster import ROSTER_SCHEMA, write_roster
+from lakehouse_common.ops.roster import ROSTER_SCHEMA, write_roster
 from lakehouse_common.tracing import TRACE_HEADER
 from tests.conftest import LiveStack
 from tests.services.matrixd.conftest import FORKLIFT, FORKLIFT_QUERY, assert_envelope, embed

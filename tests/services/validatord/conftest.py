@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pyarrow.parquet as pq
 
-from lakehouse_common.roster import generate_roster
+from lakehouse_common.ops.roster import generate_roster
 from lakehouse_common.tracing import TRACE_HEADER
 from tests.conftest import LiveStack
 

@@ -59,8 +59,8 @@ from lakehouse_common.contracts.validate import VALIDATE, ValidateResponse
 from lakehouse_common.contracts.vectors import IndexInfo
 from lakehouse_common.errors import LakehouseError, UpstreamTimeout, UpstreamUnavailable
 from lakehouse_common.http import HttpClient, ServiceClient, decode_answer
-from lakehouse_common.loadgen import percentile, require_loopback
-from lakehouse_common.roster import CITIES
+from lakehouse_common.ops.loadgen import percentile, require_loopback
+from lakehouse_common.ops.roster import CITIES
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
 

@@ -5,11 +5,11 @@
 - :mod:`.story` — the end-to-end story (ingest → index → search → playbook → validate → audit);
 - :mod:`.parity` — validator error shapes, extract_json, session-log records, embed vectors.
 
-The ``lakehouse probe …`` commands (``lakehouse_common/cli_probe.py``) run them; the scripts under
+The ``lakehouse probe …`` commands (``lakehouse_common/cli/probe.py``) run them; the scripts under
 ``scripts/smoke/`` and ``scripts/parity/`` call those commands. A probe is a client like the CLI
 (a cold path): plain httpx.
 """
 
-from lakehouse_common.probes.tally import Probe, ProbeAborted, Tally
+from lakehouse_common.ops.probes.tally import Probe, ProbeAborted, Tally
 
 __all__ = ["Probe", "ProbeAborted", "Tally"]

@@ -22,10 +22,10 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from lakehouse_common.cli_ingest import DEFAULT_METADATA, DEFAULT_TEMPLATE, ingest
-from lakehouse_common.cli_options import ConfigOption, TokenOption
+from lakehouse_common.cli.ingest import DEFAULT_METADATA, DEFAULT_TEMPLATE, ingest
+from lakehouse_common.cli.options import ConfigOption, TokenOption
 from lakehouse_common.config import ConfigError, LakehouseSettings, load_settings
-from lakehouse_common.roster import DEFAULT_SEED, write_roster
+from lakehouse_common.ops.roster import DEFAULT_SEED, write_roster
 
 demo_app = typer.Typer(
     help="The demo roster and the learning story (make run, scripts/demo.sh).",

@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from lakehouse_common.probes.tally import Probe
+from lakehouse_common.ops.probes.tally import Probe
 from lakehouse_common.tracing import TRACE_HEADER
 
 __all__ = ["SMOKES", "run_smokes"]

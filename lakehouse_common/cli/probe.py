@@ -20,11 +20,11 @@ from typing import Annotated
 
 import typer
 
-from lakehouse_common.cli_options import ConfigOption, TokenOption
+from lakehouse_common.cli.options import ConfigOption, TokenOption
 from lakehouse_common.config import ConfigError, LakehouseSettings, load_settings
-from lakehouse_common.probes import Probe, Tally, parity
-from lakehouse_common.probes.smoke import SMOKES, run_smokes
-from lakehouse_common.probes.story import run_story
+from lakehouse_common.ops.probes import Probe, Tally, parity
+from lakehouse_common.ops.probes.smoke import SMOKES, run_smokes
+from lakehouse_common.ops.probes.story import run_story
 from lakehouse_common.topology import installed_daemons
 
 probe_app = typer.Typer(
@@ -128,5 +128,5 @@ probe_app.command("session-log")(_parity_command("session_log", parity.session_l
 probe_app.command("embed")(_parity_command("embed", parity.embed_parity))
 
 
-if __name__ == "__main__":  # `python -m lakehouse_common.cli_probe`: what the scripts run
+if __name__ == "__main__":  # `python -m lakehouse_common.cli.probe`: what the scripts run
     probe_app()

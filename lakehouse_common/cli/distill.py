@@ -39,7 +39,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from lakehouse_common.cli_options import ConfigOption, GatewayOption, TokenOption
+from lakehouse_common.cli.options import ConfigOption, GatewayOption, TokenOption
 from lakehouse_common.config import ConfigError, LakehouseSettings, load_settings
 from lakehouse_common.distill.audit_full import (
     AuditReport,

@@ -38,7 +38,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from lakehouse_common.cli_options import ConfigOption, GatewayOption, TokenOption
+from lakehouse_common.cli.options import ConfigOption, GatewayOption, TokenOption
 from lakehouse_common.config import ConfigError, load_settings
 from lakehouse_common.contracts.catalog import DatasetManifest, validate_dataset_name
 from lakehouse_common.contracts.ingest import (

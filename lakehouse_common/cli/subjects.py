@@ -33,7 +33,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from lakehouse_common.cli_options import ConfigOption, GatewayOption, TokenOption
+from lakehouse_common.cli.options import ConfigOption, GatewayOption, TokenOption
 from lakehouse_common.config import ConfigError, load_settings
 from lakehouse_common.contracts.catalog import DatasetDetail, validate_dataset_name
 from lakehouse_common.contracts.subjects import (

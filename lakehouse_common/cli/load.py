@@ -3,8 +3,8 @@
 Both print a human table on stdout and one JSON summary line on stderr, send load to loopback
 only, are bounded in time and count, and exit 0 when every request (scenario) succeeded, 1 when
 any failed, 2 when the run could not start (bad option, non-loopback URL, unreadable body file,
-a stack without the roster). The drivers live in `lakehouse_common.loadgen` and
-`lakehouse_common.multitier`; docs/OPERATIONS.md ("Load tools") shows how to read them.
+a stack without the roster). The drivers live in `lakehouse_common.ops.loadgen` and
+`lakehouse_common.ops.scenario_mix`; docs/OPERATIONS.md ("Load tools") shows how to read them.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Annotated
 import orjson
 import typer
 
-from lakehouse_common.cli_options import ConfigOption, TokenOption
+from lakehouse_common.cli.options import ConfigOption, TokenOption
 from lakehouse_common.config import ConfigError, load_settings
-from lakehouse_common.loadgen import generate_load
-from lakehouse_common.multitier import HarnessError, MixConfig, run_mix
+from lakehouse_common.ops.loadgen import generate_load
+from lakehouse_common.ops.scenario_mix import HarnessError, MixConfig, run_mix
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2

@@ -9,9 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lakehouse_common.cli_options import ConfigOption
+from lakehouse_common.cli.options import ConfigOption
 from lakehouse_common.config import ConfigError, LakehouseSettings, load_settings
-from lakehouse_common.stack import StackError, stack_status, start_stack, stop_stack
+from lakehouse_common.ops.stack import StackError, stack_status, start_stack, stop_stack
 
 stack_app = typer.Typer(help="Start, stop and inspect the local stack.", no_args_is_help=True)
 

@@ -29,11 +29,11 @@ from typing import Any, Final
 
 import httpx
 
+from lakehouse_common.app import JsonResponse
 from lakehouse_common.config import REPO_ROOT
 from lakehouse_common.contracts.validate import MAX_PROMPT_CHARS, ValidateResponse
 from lakehouse_common.extract_json import extract_json
-from lakehouse_common.probes.tally import Probe, envelope_problem, snippet
-from lakehouse_common.service import JsonResponse
+from lakehouse_common.ops.probes.tally import Probe, envelope_problem, snippet
 from lakehouse_common.session_log import (
     SessionRecord,
     append_session,

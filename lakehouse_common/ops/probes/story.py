@@ -25,7 +25,7 @@ import secrets
 import time
 from typing import Any, Final
 
-from lakehouse_common.probes.tally import Probe
+from lakehouse_common.ops.probes.tally import Probe
 from lakehouse_common.tracing import TRACE_HEADER
 from lakehouse_common.validation_error import ValidationError
 
@@ -213,7 +213,7 @@ def search_step(p: Probe) -> None:
 def learning_step(p: Probe) -> None:
     # Imported here, not at the top: cli_demo brings the roster generator (numpy, pyarrow),
     # which only the story needs, and every probe command would otherwise pay for it at start.
-    from lakehouse_common.cli_demo import DemoFailed, tell_story
+    from lakehouse_common.cli.demo import DemoFailed, tell_story
 
     workers = p.request("GET", "/v1/vectors/indexes/workers", "the demo roster's index")
     p.require(
@@ -235,7 +235,7 @@ def _stream_total(p: Probe, stream: str) -> int:
 
 
 def validate_step(p: Probe) -> None:
-    from lakehouse_common.cli_demo import FORKLIFT_QUERY, FORKLIFT_ROLE  # see learning_step
+    from lakehouse_common.cli.demo import FORKLIFT_QUERY, FORKLIFT_ROLE  # see learning_step
 
     answer = p.call(
         "POST",

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import typer
 
-from lakehouse_common.audit.cli import audit_app
-from lakehouse_common.cli_demo import demo_app
-from lakehouse_common.cli_distill import distill_app
-from lakehouse_common.cli_ingest import ingest
-from lakehouse_common.cli_load import loadgen, multitier
-from lakehouse_common.cli_probe import probe_app
-from lakehouse_common.cli_roster import gen_workers
-from lakehouse_common.cli_stack import stack_app
-from lakehouse_common.cli_subjects import subjects_app
+from lakehouse_common.cli.audit import audit_app
+from lakehouse_common.cli.demo import demo_app
+from lakehouse_common.cli.distill import distill_app
+from lakehouse_common.cli.ingest import ingest
+from lakehouse_common.cli.load import loadgen, multitier
+from lakehouse_common.cli.probe import probe_app
+from lakehouse_common.cli.roster import gen_workers
+from lakehouse_common.cli.stack import stack_app
+from lakehouse_common.cli.subjects import subjects_app
 
 app = typer.Typer(
     name="lakehouse",
@@ -36,7 +36,3 @@ app.command("gen-workers")(gen_workers)
 app.command("ingest")(ingest)
 app.command("loadgen")(loadgen)
 app.command("multitier")(multitier)
-
-
-if __name__ == "__main__":
-    app()

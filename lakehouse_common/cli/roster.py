@@ -1,7 +1,7 @@
 """``lakehouse gen-workers``: write the deterministic demo roster as Parquet (SPEC §4, "Demo data").
 
 ``lakehouse gen-workers --rows N --out FILE.parquet [--seed S]`` generates N workers with
-:func:`lakehouse_common.roster.write_roster` (same rows and seed → the same bytes), creating
+:func:`lakehouse_common.ops.roster.write_roster` (same rows and seed → the same bytes), creating
 missing parent directories and replacing ``FILE`` atomically (temp file + fsync + rename). On
 success it prints one line on stdout::
 
@@ -19,7 +19,7 @@ from typing import Annotated
 
 import typer
 
-from lakehouse_common.roster import DEFAULT_SEED, write_roster
+from lakehouse_common.ops.roster import DEFAULT_SEED, write_roster
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_WRITE_FAILED", "gen_workers"]
 
