@@ -295,9 +295,6 @@ class ChatSettings(_Section):
                 raise ValueError(f"providers.{name!r}: a provider name cannot contain '/'")
         return self
 
-    def kind_of(self, name: str) -> str:
-        return self.providers[name].kind or name
-
 
 class VectorSettings(_Section):
     """`[vector]`: vectord's index defaults and durability (SPEC §5)."""

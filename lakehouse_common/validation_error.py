@@ -51,8 +51,6 @@ _VARIANT_OF_KIND: Final[dict[Kind, str]] = {
 _KIND_OF_VARIANT: Final[dict[str, Kind]] = {v: k for k, v in _VARIANT_OF_KIND.items()}
 KINDS: Final[tuple[Kind, ...]] = tuple(_VARIANT_OF_KIND)
 
-_LEGACY_KEYS: Final = frozenset({"Kind", "Field", "Reason"})
-
 
 class ValidationErrorFormatError(InvalidInput, ValueError):
     """A value that is not a well-formed ValidationError in either wire shape.
