@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from lakehouse_common.durable import fsync_dir, write_all
 from lakehouse_common.errors import ServiceUnavailable
 from lakehouse_common.logging import get_logger
 
@@ -41,14 +42,6 @@ log = get_logger("lakehouse.appendlog")
 
 # (lines in the commit, appends in the commit, seconds spent writing + fsyncing)
 CommitHook = Callable[[int, int, float], None]
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def repair_tail(path: Path) -> int:
@@ -250,10 +243,7 @@ class AppendLog:
             if created:
                 fsync_dir(self.path.parent)
         try:
-            view = memoryview(buf)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
+            write_all(self._fd, buf)
             os.fdatasync(self._fd)
         except OSError:
             try:

@@ -295,9 +295,6 @@ class ChatSettings(_Section):
                 raise ValueError(f"providers.{name!r}: a provider name cannot contain '/'")
         return self
 
-    def kind_of(self, name: str) -> str:
-        return self.providers[name].kind or name
-
 
 class VectorSettings(_Section):
     """`[vector]`: vectord's index defaults and durability (SPEC §5)."""
@@ -501,7 +498,7 @@ class LakehouseSettings(_Section):
     @model_validator(mode="after")
     def _safe_outside_development(self) -> LakehouseSettings:
         if self.server.env == "production" and self.gateway.auth_token is None:
-            if not _is_loopback(self.gateway.host):
+            if not is_loopback_host(self.gateway.host):
                 raise ValueError(
                     "gateway.host binds beyond loopback in production without "
                     "gateway.auth_token (set LAKEHOUSE_GATEWAY__AUTH_TOKEN)"
@@ -529,7 +526,9 @@ class LakehouseSettings(_Section):
         return self.gateway.host if daemon == "gateway" else self.server.host
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """`localhost`, or an IPv4/IPv6 loopback address (127.0.0.0/8, ::1): the one test of "stays
+    on this machine", for the gateway's bind address and the load tools' targets."""
     if host == "localhost":
         return True
     try:

@@ -10,7 +10,8 @@ come back as the same typed `LakehouseError` it raised.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
@@ -74,6 +75,39 @@ class HttpClient:
         return ServiceClient(self, daemon, base_url)
 
 
+@contextmanager
+def upstream_failures(
+    daemon: str,
+    *,
+    unreachable: Callable[[aiohttp.ClientConnectorError], str],
+    timed_out: str,
+    failed: Callable[[aiohttp.ClientError], str],
+    passthrough: tuple[type[BaseException], ...] = (),
+) -> Iterator[None]:
+    """Map aiohttp failures in the body to the errors a caller answers, naming `daemon`: a
+    connection that could not be made → `UpstreamUnavailable` (message `unreachable(exc)`), no
+    answer in time → `UpstreamTimeout` (`timed_out`), any other client failure →
+    `UpstreamUnavailable` (`failed(exc)`). The one mapping `ServiceClient.request` and the
+    gateway's proxy share; each words the messages its users see.
+
+    Exceptions of a `passthrough` type are not mapped, also when aiohttp wrapped one in a
+    `ClientError` (the gateway's own 413 raised from the body it streams upstream).
+    """
+    details = {"daemon": daemon}
+    try:
+        yield
+    except passthrough:
+        raise
+    except aiohttp.ClientConnectorError as exc:
+        raise UpstreamUnavailable(unreachable(exc), details=details) from exc
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        raise UpstreamTimeout(timed_out, details=details) from exc
+    except aiohttp.ClientError as exc:
+        if isinstance(exc.__cause__, passthrough):
+            raise exc.__cause__ from None
+        raise UpstreamUnavailable(failed(exc), details=details) from exc
+
+
 def trace_headers(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     headers = dict(extra or {})
     trace_id = current_trace_id.get()
@@ -119,32 +153,26 @@ class ServiceClient:
         replayable = body is None or isinstance(body, bytes)
         retries = self.http.settings.connect_retries if method in IDEMPOTENT and replayable else 0
         attempts = 1 + retries
+        kwargs: dict[str, Any] = {"data": body, "params": params, "headers": hdrs}
+        if timeout is not None:
+            kwargs["timeout"] = timeout
         for attempt in range(attempts):
-            try:
-                kwargs: dict[str, Any] = {"data": body, "params": params, "headers": hdrs}
-                if timeout is not None:
-                    kwargs["timeout"] = timeout
-                async with self.http.session.request(method, url, **kwargs) as resp:
-                    payload = await resp.read()
-                    return resp.status, dict(resp.headers), payload
-            except aiohttp.ClientConnectorError as exc:
-                if attempt + 1 < attempts:
-                    await asyncio.sleep(0.05 * 2**attempt)
-                    continue
-                raise UpstreamUnavailable(
-                    f"{self.daemon} is unreachable at {self.base_url}: {exc.os_error}",
-                    details={"daemon": self.daemon},
-                ) from exc
-            except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-                raise UpstreamTimeout(
-                    f"{self.daemon} did not answer {method} {path} in time",
-                    details={"daemon": self.daemon},
-                ) from exc
-            except aiohttp.ClientError as exc:
-                raise UpstreamUnavailable(
-                    f"{self.daemon} failed during {method} {path}: {exc}",
-                    details={"daemon": self.daemon},
-                ) from exc
+            with upstream_failures(
+                self.daemon,
+                unreachable=lambda exc: (
+                    f"{self.daemon} is unreachable at {self.base_url}: {exc.os_error}"
+                ),
+                timed_out=f"{self.daemon} did not answer {method} {path} in time",
+                failed=lambda exc: f"{self.daemon} failed during {method} {path}: {exc}",
+            ):
+                try:
+                    async with self.http.session.request(method, url, **kwargs) as resp:
+                        payload = await resp.read()
+                        return resp.status, dict(resp.headers), payload
+                except aiohttp.ClientConnectorError:
+                    if attempt + 1 == attempts:
+                        raise
+            await asyncio.sleep(0.05 * 2**attempt)
         raise AssertionError("unreachable")
 
     async def call_json(
@@ -176,4 +204,11 @@ def decode_answer(daemon: str, status: int, payload: bytes, what: str) -> Any:
     return decoded
 
 
-__all__ = ["HttpClient", "LakehouseError", "ServiceClient", "decode_answer", "trace_headers"]
+__all__ = [
+    "HttpClient",
+    "LakehouseError",
+    "ServiceClient",
+    "decode_answer",
+    "trace_headers",
+    "upstream_failures",
+]

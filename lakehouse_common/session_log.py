@@ -38,6 +38,7 @@ from pydantic import ValidationError as ModelError
 
 from lakehouse_common.clock import now_rfc3339_nanos
 from lakehouse_common.config import LakehouseSettings
+from lakehouse_common.durable import fsync_dir, write_all
 from lakehouse_common.tracing import mint_trace_id
 from lakehouse_common.validation_error import ValidationError
 
@@ -125,29 +126,14 @@ def append_session(path: Path, record: SessionRecord) -> None:
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 # A writer died mid-line: end its fragment so this record stays whole.
                 line = b"\n" + line
-            _write_all(fd, line)
+            write_all(fd, line)
             os.fsync(fd)
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
     if created:
-        _fsync_dir(path.parent)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_dir(path.parent)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ variable: the logger writes it on every line and the HTTP client forwards it on 
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 import time
@@ -32,12 +31,3 @@ def accept_trace_id(value: str | None) -> str:
     if value and _ACCEPTABLE.fullmatch(value):
         return value
     return mint_trace_id()
-
-
-def w3c_trace_id(trace_id: str) -> str:
-    """A 32-hex W3C trace id derived deterministically from ours (for Langfuse/OTel ingestion
-    paths that demand one); ours stays the join key and travels as an attribute."""
-    compact = trace_id.replace("-", "")
-    if re.fullmatch(r"[0-9a-f]{24}", compact):
-        return compact.ljust(32, "0")
-    return hashlib.sha256(trace_id.encode()).hexdigest()[:32]

@@ -37,7 +37,7 @@ from pydantic_core import CoreSchema, core_schema
 
 from lakehouse_common.errors import InvalidInput
 
-__all__ = ["KINDS", "Kind", "ValidationError", "ValidationErrorFormatError"]
+__all__ = ["KINDS", "Kind", "ValidationError", "ValidationErrorFormatError", "json_type"]
 
 Kind = Literal["schema", "completeness", "consistency", "policy"]
 
@@ -50,8 +50,6 @@ _VARIANT_OF_KIND: Final[dict[Kind, str]] = {
 }
 _KIND_OF_VARIANT: Final[dict[str, Kind]] = {v: k for k, v in _VARIANT_OF_KIND.items()}
 KINDS: Final[tuple[Kind, ...]] = tuple(_VARIANT_OF_KIND)
-
-_LEGACY_KEYS: Final = frozenset({"Kind", "Field", "Reason"})
 
 
 class ValidationErrorFormatError(InvalidInput, ValueError):
@@ -132,7 +130,7 @@ class ValidationError:
         """Parse a decoded JSON value in the tagged shape or the legacy flat shape."""
         if not isinstance(obj, dict):
             raise ValidationErrorFormatError(
-                f"a ValidationError is a JSON object, got {_json_type(obj)}"
+                f"a ValidationError is a JSON object, got {json_type(obj)}"
             )
         if "Kind" in obj:
             return cls._from_legacy(obj)
@@ -150,7 +148,7 @@ class ValidationError:
             )
         if not isinstance(body, dict):
             raise ValidationErrorFormatError(
-                f"ValidationError variant {tag} holds a JSON object, got {_json_type(body)}"
+                f"ValidationError variant {tag} holds a JSON object, got {json_type(body)}"
             )
         expected = ("field", "reason") if kind == "schema" else ("reason",)
         _require_keys(f"variant {tag}", body, expected)
@@ -239,7 +237,7 @@ def _serialize(value: ValidationError) -> dict[str, dict[str, str]]:
 def _require_text(name: str, value: object) -> None:
     if not isinstance(value, str):
         raise ValidationErrorFormatError(
-            f"ValidationError {name} must be a string, got {_json_type(value)}"
+            f"ValidationError {name} must be a string, got {json_type(value)}"
         )
     try:
         value.encode("utf-8")
@@ -260,7 +258,7 @@ def _require_keys(where: str, obj: dict[Any, Any], expected: tuple[str, ...]) ->
     for key in expected:
         if not isinstance(obj[key], str):
             raise ValidationErrorFormatError(
-                f"{where}: {key} must be a string, got {_json_type(obj[key])}"
+                f"{where}: {key} must be a string, got {json_type(obj[key])}"
             )
 
 
@@ -277,7 +275,8 @@ def _reject_constant(name: str) -> Any:
     raise ValidationErrorFormatError(f"{name} is not JSON")
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
+    """The JSON type of a decoded value, for reasons ("expected a string, got a number")."""
     if value is None:
         return "null"
     if isinstance(value, bool):

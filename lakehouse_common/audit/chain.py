@@ -53,6 +53,7 @@ from lakehouse_common.audit.canonical import (
 )
 from lakehouse_common.audit.keys import MIN_KEY_BYTES, AuditKeyError, Keyring, key_id
 from lakehouse_common.clock import format_rfc3339_nanos, now_rfc3339_nanos
+from lakehouse_common.durable import fsync_dir, write_all
 from lakehouse_common.errors import Conflict, InvalidInput, NotFound
 
 __all__ = [
@@ -293,14 +294,6 @@ def _read_tip(fd: int, size: int, keyring: Keyring) -> tuple[str, int, bytes | N
     )
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def append_rows(
     path: str | os.PathLike[str],
     keys: KeyMaterial,
@@ -354,9 +347,7 @@ def append_rows(
             chunks.append(canonical_json(row) + b"\n")
         data = b"".join(chunks)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            write_all(fd, data)
             os.fsync(fd)
         except BaseException:
             # Never leave half a row behind: the next append would refuse a torn tip.
@@ -366,7 +357,7 @@ def append_rows(
                 pass
             raise
         if size == 0:
-            _fsync_dir(log_path.parent)
+            fsync_dir(log_path.parent)
         return stored
     finally:
         os.close(fd)  # also releases the flock

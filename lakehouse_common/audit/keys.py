@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from lakehouse_common.durable import atomic_write, fsync_dir, write_all
 from lakehouse_common.errors import InvalidInput
 
 __all__ = [
@@ -182,22 +183,12 @@ def load_keyring(key_file: str | os.PathLike[str], *, private: bool = True) -> K
     return Keyring(current, newest + 1, retired)
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+def _create_private(path: Path, data: bytes) -> None:
+    """Create ``path`` (mode 0600) holding ``data``, fsync'd; ``FileExistsError`` if it exists."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_private(path: Path, data: bytes, *, exclusive: bool) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_EXCL if exclusive else os.O_TRUNC)
-    fd = os.open(path, flags, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # an existing temp file may have had other bits
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        os.fchmod(fd, 0o600)  # O_CREAT's mode is filtered by the umask
+        write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -207,7 +198,7 @@ def _private_dir(directory: Path) -> None:
     created = not directory.exists()
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     if created:
-        _fsync_dir(directory.parent)
+        fsync_dir(directory.parent)
 
 
 def generate_key(path: str | os.PathLike[str], nbytes: int = GENERATED_KEY_BYTES) -> bytes:
@@ -220,8 +211,8 @@ def generate_key(path: str | os.PathLike[str], nbytes: int = GENERATED_KEY_BYTES
     key_path = Path(path)
     _private_dir(key_path.parent)
     key = secrets.token_bytes(nbytes)
-    _write_private(key_path, key, exclusive=True)
-    _fsync_dir(key_path.parent)
+    _create_private(key_path, key)
+    fsync_dir(key_path.parent)
     return key
 
 
@@ -248,18 +239,15 @@ def rotate_key(key_file: str | os.PathLike[str]) -> Rotation:
     _private_dir(directory)
     retired_path = directory / f"epoch-{keyring.epoch:04d}.key"
     try:
-        _write_private(retired_path, keyring.current, exclusive=True)
+        _create_private(retired_path, keyring.current)
     except FileExistsError:
         if load_private_key(retired_path) != keyring.current:
             raise AuditKeyError(
                 f"{retired_path} exists with another key; the keyring is inconsistent"
             ) from None
-    _fsync_dir(directory)
+    fsync_dir(directory)
     new_key = secrets.token_bytes(GENERATED_KEY_BYTES)
-    temp = path.with_name(path.name + ".new")
-    _write_private(temp, new_key, exclusive=False)
-    os.replace(temp, path)
-    _fsync_dir(path.parent)
+    atomic_write(path, new_key, mode=0o600)
     return Rotation(
         epoch=keyring.epoch + 1,
         previous_key_id=keyring.current_id,

@@ -6,10 +6,15 @@ issue 9). ``scripts/smoke/*.sh`` and ``scripts/parity/*.sh`` are thin wrappers a
 - ``probe story``: the end-to-end story alone.
 - ``probe validator | extract-json | session-log | embed``: a parity probe; ends with
   ``<name>_parity: passed/total assertions passed``.
+- ``probe materializer [--kb DIR] [--expected DIR] [--other DIR]``: the materializer over the
+  fixture ``_kb`` against the expected evidence; needs no stack.
+- ``probe subject-audit [--config FILE] [--gateway URL] [--other URL] [--limit N]
+  [--skip-live]``: the audit known answers, then every live subject log.
 
-Every command takes ``--config`` (the stack to probe: default ``$LAKEHOUSE_CONFIG`` or the dev
+Every command that probes a stack takes ``--config`` (default ``$LAKEHOUSE_CONFIG`` or the dev
 config) and exits 0 when every check passed, 1 when one failed, 2 on bad usage or an unusable
-config. A peer runtime (``--peer URL`` or ``PEER_URL``) is compared where a probe can.
+config (``subject-audit``: 1, as its script always did). A peer runtime (``--peer URL`` or
+``PEER_URL``; ``--other`` for the last two) is compared where a probe can.
 """
 
 from __future__ import annotations
@@ -20,9 +25,14 @@ from typing import Annotated
 
 import typer
 
-from lakehouse_common.cli.options import ConfigOption, TokenOption
+from lakehouse_common.cli.options import ConfigOption, GatewayOption, TokenOption
 from lakehouse_common.config import ConfigError, LakehouseSettings, load_settings
-from lakehouse_common.ops.probes import Probe, Tally, parity
+from lakehouse_common.ops.probes import Probe, Tally, parity, subject_audit
+from lakehouse_common.ops.probes.materializer import (
+    DEFAULT_EXPECTED,
+    DEFAULT_KB,
+    materializer_parity,
+)
 from lakehouse_common.ops.probes.smoke import SMOKES, run_smokes
 from lakehouse_common.ops.probes.story import run_story
 from lakehouse_common.topology import installed_daemons
@@ -126,6 +136,61 @@ probe_app.command("validator")(_parity_command("validator", parity.validator_par
 probe_app.command("extract-json")(_parity_command("extract_json", parity.extract_json_parity))
 probe_app.command("session-log")(_parity_command("session_log", parity.session_log_parity))
 probe_app.command("embed")(_parity_command("embed", parity.embed_parity))
+
+
+@probe_app.command("materializer")
+def materializer(
+    kb: Annotated[
+        Path, typer.Option("--kb", help="The _kb to materialize (relative: to the repo root).")
+    ] = DEFAULT_KB,
+    expected: Annotated[
+        Path,
+        typer.Option(
+            "--expected", help="The expected evidence/ and receipt (relative: to the repo root)."
+        ),
+    ] = DEFAULT_EXPECTED,
+    other: Annotated[
+        Path | None,
+        typer.Option("--other", help="Another runtime's evidence/ directory.", show_default=False),
+    ] = None,
+) -> None:
+    """The materializer over the fixture _kb against the expected evidence (no stack needed)."""
+    tally = Tally(typer.echo)
+    materializer_parity(tally, kb=kb, expected=expected, other=other)
+    _finish(tally, f"materializer_parity: {tally.ratio()} assertions passed")
+
+
+@probe_app.command("subject-audit")
+def subject_audit_probe(
+    config: ConfigOption = None,
+    gateway: GatewayOption = None,
+    other: Annotated[
+        str | None,
+        typer.Option("--other", help="A second runtime's gateway URL.", show_default=False),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", min=0, help="Verify at most N live logs (0: all).")
+    ] = 0,
+    skip_live: Annotated[
+        bool, typer.Option("--skip-live", help="Only the known answers (no stack needed).")
+    ] = False,
+    token: TokenOption = None,
+) -> None:
+    """Audit known answers, then every live subject log verified by catalogd and offline alike."""
+    tally = Tally(typer.echo)
+    subject_audit.known_answers(tally)
+    if skip_live:
+        typer.echo("phase 2: skipped (--skip-live)")
+    else:
+        try:
+            settings = load_settings(config)
+        except ConfigError as exc:
+            typer.echo(f"subject_audit_parity: {exc}", err=True)
+            raise typer.Exit(1) from None
+        subject_audit.live_logs(
+            tally, settings, gateway=gateway, other=other, limit=limit, token=token
+        )
+    _finish(tally, f"subject_audit_parity: {tally.ratio()} assertions passed")
 
 
 if __name__ == "__main__":  # `python -m lakehouse_common.cli.probe`: what the scripts run

@@ -32,6 +32,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from lakehouse_common.http import ServiceClient
+from lakehouse_common.text import normalise
 
 AREA: Final = "matrix"
 SEARCH: Final = "/v1/matrix/search"
@@ -42,12 +43,6 @@ RECORD: Final = "/v1/matrix/playbooks/record"
 DEFAULT_INDEX: Final = "workers"
 PLAYBOOK_ID: Final = re.compile(r"pb-[0-9a-f]{16}")
 MAX_QUERY_CHARS: Final = 8_000
-
-
-def normalise(text: str) -> str:
-    """The form roles and queries are compared in: trimmed, inner whitespace collapsed to one
-    space, case-folded (`"  Forklift   OPERATOR "` → `"forklift operator"`)."""
-    return " ".join(text.split()).casefold()
 
 
 def playbook_id(query_text: str, role: str, answer_id: str, index: str = DEFAULT_INDEX) -> str:

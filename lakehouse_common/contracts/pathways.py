@@ -48,11 +48,6 @@ MAX_STEPS: Final = 100
 _STEP_NAME: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
-def normalize_role(role: str) -> str:
-    """The role gate's comparison key: case- and whitespace-insensitive."""
-    return " ".join(role.split()).casefold()
-
-
 def normalize_step(name: str) -> str:
     """A step name as stored and compared: trimmed, lowercase, `[a-z][a-z0-9_]{0,63}`."""
     cleaned = name.strip().lower()

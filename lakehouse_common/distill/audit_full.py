@@ -45,10 +45,11 @@ from lakehouse_common.config import DistillSettings
 from lakehouse_common.distill.events import REPLAY_SCHEMA, REPLAY_STREAM, ReplayRun
 from lakehouse_common.distill.export import EXPORTS, load_firewall
 from lakehouse_common.distill.firewall import REASONS, Firewall
-from lakehouse_common.distill.jsonl import fsync_dir, read_lines, sha256_file, write_if_changed
+from lakehouse_common.distill.jsonl import read_lines, sha256_file, write_if_changed
 from lakehouse_common.distill.layout import STAGES, DistillLayout
 from lakehouse_common.distill.records import EVIDENCE_SCHEMA, SIG_HASH, TIERS, canonical
 from lakehouse_common.distill.stage import RECEIPT_SCHEMA_VERSION, DistillError, dump_json, run_hash
+from lakehouse_common.durable import fsync_dir
 
 __all__ = [
     "REPLAY_WINDOW",

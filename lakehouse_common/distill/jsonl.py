@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Final
 
+from lakehouse_common.durable import TEMP_PREFIX, atomic_write, fsync_dir, fsync_file
+
 __all__ = [
     "CommitResult",
     "FileDigest",
     "OutputTree",
     "ProgressHook",
-    "fsync_dir",
     "read_lines",
     "sha256_file",
     "write_if_changed",
@@ -35,7 +36,8 @@ __all__ = [
 # Called with the number of input bytes consumed since the last call (progress bars).
 ProgressHook = Callable[[int], None]
 
-_TMP_PREFIX: Final = ".tmp-"
+# The kernel's temporary names start the same way, so `_remove_stale` sweeps theirs too.
+_TMP_PREFIX: Final = TEMP_PREFIX
 _MAX_OPEN: Final = 16
 
 
@@ -59,28 +61,6 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _replace_durably(tmp: Path, final: Path) -> None:
-    _fsync_file(tmp)
-    os.replace(tmp, final)
-    fsync_dir(final.parent)
-
-
 def write_if_changed(path: Path, data: bytes) -> bool:
     """Write `data` to `path` atomically unless it already holds exactly these bytes; True when
     the file was (re)written."""
@@ -90,9 +70,7 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}")
-    tmp.write_bytes(data)
-    _replace_durably(tmp, path)
+    atomic_write(path, data)
     return True
 
 
@@ -197,7 +175,7 @@ class OutputTree:
                 pending.tmp.unlink()
             else:
                 # Data first, then the rename; each directory is fsync'd once, at the end.
-                _fsync_file(pending.tmp)
+                fsync_file(pending.tmp)
                 os.replace(pending.tmp, final)
                 # The file's directory and every new directory above it, up to the root.
                 changed_dirs.update(

@@ -18,7 +18,6 @@ denial-of-service tool).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import math
 import time
 from collections import Counter
@@ -30,17 +29,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def is_loopback_host(host: str) -> bool:
-    """`localhost`, or an IPv4/IPv6 loopback address (127.0.0.0/8, ::1)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from lakehouse_common.config import is_loopback_host
 
 
 def require_loopback(url: str) -> None:

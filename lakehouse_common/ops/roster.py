@@ -51,8 +51,6 @@ pyarrow version.
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -66,6 +64,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lakehouse_common.durable import replacing
 from lakehouse_common.ops.roster_data import (
     AVAILABILITY,
     CERTIFICATIONS,
@@ -458,14 +457,6 @@ def _roster_metadata(rows: int, seed: int, chunk_rows: int) -> dict[bytes, bytes
     return {ROSTER_METADATA_KEY: json.dumps(info, separators=(",", ":")).encode()}
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_roster(
     path: Path | str, rows: int, seed: int = DEFAULT_SEED, *, chunk_rows: int = CHUNK_ROWS
 ) -> RosterFile:
@@ -478,16 +469,8 @@ def write_roster(
     _check_args(rows, seed, chunk_rows)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
     schema = ROSTER_SCHEMA.with_metadata(_roster_metadata(rows, seed, chunk_rows))
-    try:
-        with pq.ParquetWriter(str(tmp), schema, **_WRITER_OPTIONS) as w:
-            for batch in iter_roster_batches(rows, seed, chunk_rows=chunk_rows):
-                w.write_batch(batch, row_group_size=chunk_rows)
-        _fsync(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync(target.parent)  # make the rename itself durable
+    with replacing(target) as tmp, pq.ParquetWriter(str(tmp), schema, **_WRITER_OPTIONS) as w:
+        for batch in iter_roster_batches(rows, seed, chunk_rows=chunk_rows):
+            w.write_batch(batch, row_group_size=chunk_rows)
     return RosterFile(path=target, rows=rows, bytes=target.stat().st_size, seed=seed)

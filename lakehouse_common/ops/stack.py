@@ -35,6 +35,7 @@ from lakehouse_common.config import (
     audit_key_path,
     load_settings,
 )
+from lakehouse_common.durable import atomic_write
 from lakehouse_common.topology import DAEMON_NAMES, DAEMONS, Daemon, installed_daemons
 
 Echo = Callable[[str], None]
@@ -164,9 +165,7 @@ def is_alive(record: PidRecord) -> bool:
 def _write_pid(path: Path, pid: int) -> None:
     ticks = _start_ticks(pid)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".pid.tmp")
-    tmp.write_text(f"{pid} {ticks if ticks is not None else -1}\n")
-    os.replace(tmp, path)
+    atomic_write(path, f"{pid} {ticks if ticks is not None else -1}\n".encode())
 
 
 def health_of(url: str, name: str, timeout_s: float = 1.0) -> str:

@@ -109,10 +109,6 @@ class StagedObject:
         """Lowercase hex SHA-256 of everything written so far."""
         return self._hash.hexdigest()
 
-    @property
-    def is_open(self) -> bool:
-        return self._state == "open"
-
     def write(self, chunk: bytes | bytearray | memoryview) -> None:
         if self._state != "open":
             raise ValueError(f"staged object is {self._state}, cannot write")

@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from lakehouse_common.durable import fsync_dir
 from lakehouse_common.errors import Conflict, Internal, InvalidInput, NotFound
 from lakehouse_common.store.base import (
     CHUNK_SIZE,
@@ -65,14 +66,6 @@ META_DIR: Final = ".meta"
 _PUBLISH_ATTEMPTS: Final = 8
 
 _OPEN_READ_FLAGS: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _hash_fd(fd: int) -> str:
@@ -209,7 +202,7 @@ class FsStore(Store):
             raise Internal(f"could not publish {bucket}/{key}: its directory kept disappearing")
         # Already deleted, pruned (and maybe replaced by an object) by concurrent calls.
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
         if create_only:
             self._write_sidecar(bucket, key, record)
 
@@ -233,7 +226,7 @@ class FsStore(Store):
                         details={"bucket": bucket, "key": key, "conflicts_with": blocker},
                     ) from None
             else:
-                _fsync_dir(here)
+                fsync_dir(here)
             here = child
 
     def _refuse_folder(self, bucket: str, key: str, target: Path) -> None:
@@ -398,7 +391,7 @@ class FsStore(Store):
             raise self._not_found(bucket, key) from None
         # Pruned (and maybe replaced by an object) by concurrent calls.
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         meta = self._meta_path(bucket, key)
         with contextlib.suppress(OSError):
             os.unlink(meta)

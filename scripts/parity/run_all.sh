@@ -9,7 +9,7 @@
 #                 session records become observable through validatord
 #   --quiet       print only FAIL lines and each probe's result line
 #
-# The probes, in SPEC order; one that is not in this checkout yet is reported and skipped:
+# The probes, in SPEC order:
 #   validator_parity  extract_json_parity  session_log_parity  materializer_parity (issue 8)
 #   embed_parity      subject_audit_parity (issue 7)
 # Each probe of a live stack gets --config; PEER_URL, ECHO_MODEL and the token travel in the
@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
     --peer) export PEER_URL="${2:?--peer needs a URL}"; shift 2 ;;
     --echo-model) export ECHO_MODEL="${2:?--echo-model needs a model}"; shift 2 ;;
     -q | --quiet) quiet=1; shift ;;
-    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "run_all.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -42,10 +42,6 @@ sum_total=0
 failed=0
 for probe in "${probes[@]}"; do
   script="$HERE/$probe.sh"
-  if [ ! -x "$script" ]; then
-    summary+=("$(printf '  %-22s not in this checkout (skipped)' "$probe")")
-    continue
-  fi
   args=("${config_args[@]}")
   case "$probe" in
     materializer_parity) args=() ;;

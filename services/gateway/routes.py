@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 import aiohttp
@@ -13,8 +13,7 @@ from starlette.background import BackgroundTask
 from yarl import URL
 
 from lakehouse_common.app import BodyTooLarge
-from lakehouse_common.errors import UpstreamTimeout, UpstreamUnavailable
-from lakehouse_common.http import HttpClient
+from lakehouse_common.http import HttpClient, upstream_failures
 from lakehouse_common.logging import get_logger
 from lakehouse_common.tracing import TRACE_HEADER, current_trace_id
 from services.gateway.service import (
@@ -65,32 +64,19 @@ async def _request_body(request: Request, buffer_max: int) -> bytes | AsyncItera
     return chunks()
 
 
-@contextmanager
-def _upstream_failures(target: Target, timeout_s: float) -> Iterator[None]:
+def _upstream_failures(target: Target, timeout_s: float) -> AbstractContextManager[None]:
     """aiohttp failures while talking to `target` as the errors the gateway answers: 502
     `upstream_unavailable` or 504 `upstream_timeout`, naming the daemon. Our own body-limit
     refusal (413) passes through, also when aiohttp wraps it."""
-    try:
-        yield
-    except BodyTooLarge:
-        raise
-    except aiohttp.ClientConnectorError as exc:
-        raise UpstreamUnavailable(
-            f"{target.daemon} is unreachable at {target.base_url} ({exc.os_error})",
-            details={"daemon": target.daemon},
-        ) from exc
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        raise UpstreamTimeout(
-            f"{target.daemon} did not answer within {timeout_s}s",
-            details={"daemon": target.daemon},
-        ) from exc
-    except aiohttp.ClientError as exc:
-        if isinstance(exc.__cause__, BodyTooLarge):
-            raise exc.__cause__ from None
-        raise UpstreamUnavailable(
-            f"{target.daemon} failed while answering: {type(exc).__name__}: {exc}",
-            details={"daemon": target.daemon},
-        ) from exc
+    return upstream_failures(
+        target.daemon,
+        unreachable=lambda exc: (
+            f"{target.daemon} is unreachable at {target.base_url} ({exc.os_error})"
+        ),
+        timed_out=f"{target.daemon} did not answer within {timeout_s}s",
+        failed=lambda exc: f"{target.daemon} failed while answering: {type(exc).__name__}: {exc}",
+        passthrough=(BodyTooLarge,),
+    )
 
 
 async def forward_request(request: Request, path: str) -> Response:

@@ -238,8 +238,3 @@ def parse_type_name(text: str) -> pa.DataType:
     if parser.pos != len(text):
         raise parser.fail("unexpected trailing text")
     return t
-
-
-def schema_of_fields(fields: list[tuple[str, str]]) -> pa.Schema:
-    """The Arrow schema a version's files are written with, from its manifest `[(name, type)]`."""
-    return pa.schema([pa.field(name, parse_type_name(type_)) for name, type_ in fields])

@@ -27,7 +27,6 @@ from pydantic import ValidationError
 from lakehouse_common.contracts.matrix import (
     PLAYBOOK_ID,
     Playbook,
-    normalise,
     playbook_id,
 )
 from lakehouse_common.contracts.vectors import (
@@ -39,6 +38,7 @@ from lakehouse_common.contracts.vectors import (
 )
 from lakehouse_common.errors import NotFound
 from lakehouse_common.logging import get_logger
+from lakehouse_common.text import normalise
 
 # SPEC §5: `distance × (1 − 0.5 × score)`; score 1.0 halves the distance.
 BOOST_WEIGHT = 0.5

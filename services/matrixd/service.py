@@ -33,7 +33,6 @@ from lakehouse_common.contracts.matrix import (
     SearchRequest,
     SearchResponse,
     SearchResult,
-    normalise,
 )
 from lakehouse_common.contracts.query import QueryClient
 from lakehouse_common.contracts.vectors import (
@@ -45,6 +44,7 @@ from lakehouse_common.contracts.vectors import (
 from lakehouse_common.embed_cache import EmbeddingCache
 from lakehouse_common.errors import InvalidInput, NotFound, UnprocessableEntity
 from lakehouse_common.observer import Observer
+from lakehouse_common.text import normalise
 from lakehouse_common.tracing import current_trace_id
 from services.matrixd.playbooks import Approval, PlaybookStore, strongest_per_answer
 from services.matrixd.ranking import Candidate, cosine_distances, rerank

@@ -33,10 +33,10 @@ from lakehouse_common.contracts.pathways import (
     StepAdvice,
     SuggestRequest,
     SuggestResponse,
-    normalize_role,
 )
 from lakehouse_common.errors import Conflict, InvalidInput, NotFound, UnprocessableEntity
 from lakehouse_common.logging import get_logger
+from lakehouse_common.text import normalise
 
 log = get_logger("lakehouse.pathwayd")
 
@@ -104,7 +104,7 @@ class PathwayStore:
         await self.log.close()
 
     def _index(self, record: PathwayRecord) -> None:
-        key = normalize_role(record.role)
+        key = normalise(record.role)
         if record.pathway_id in self.entries:
             return
         self.entries[record.pathway_id] = _Entry(
@@ -164,7 +164,7 @@ class PathwayStore:
                 f"limit={limit} exceeds pathway.max_list ({self.settings.max_list})",
                 details={"limit": limit, "max": self.settings.max_list},
             )
-        ids = self.order if role is None else self.by_role.get(normalize_role(role), [])
+        ids = self.order if role is None else self.by_role.get(normalise(role), [])
         page = [self.entries[i].record for i in reversed(ids[-limit:])] if limit else []
         return page, len(ids)
 
@@ -186,7 +186,7 @@ class PathwayStore:
                 f"k={k} exceeds pathway.max_k ({self.settings.max_k})",
                 details={"k": k, "max": self.settings.max_k},
             )
-        ids = list(self.by_role.get(normalize_role(request.role), []))
+        ids = list(self.by_role.get(normalise(request.role), []))
         similar: list[tuple[float, str]] = []
         if ids:
             query = await self.embed([request.demand_text])

@@ -21,16 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from lakehouse_common.contracts.validate import FillContext, FillDemand
-from lakehouse_common.validation_error import ValidationError
+from lakehouse_common.text import normalise
+from lakehouse_common.validation_error import ValidationError, json_type
 from services.validatord.roster import WorkerFacts
-from services.validatord.rules import json_type, not_an_object
+from services.validatord.rules import not_an_object
 
 _CLAIMS = ("role", "city", "state")
-
-
-def normalize(text: str) -> str:
-    """Case- and space-insensitive form: `"  forklift   OPERATOR "` → `"forklift operator"`."""
-    return " ".join(text.split()).casefold()
 
 
 @dataclass(frozen=True)
@@ -112,13 +108,13 @@ def _demand(
 
 def _demand_mismatch(stated: FillDemand, given: FillDemand) -> str:
     diffs = []
-    if normalize(stated.role) != normalize(given.role):
+    if normalise(stated.role) != normalise(given.role):
         diffs.append(f"role {stated.role!r} ≠ {given.role!r}")
     if stated.state.upper() != given.state.upper():
         diffs.append(f"state {stated.state!r} ≠ {given.state!r}")
     if stated.count != given.count:
         diffs.append(f"count {stated.count} ≠ {given.count}")
-    if stated.city and given.city and normalize(stated.city) != normalize(given.city):
+    if stated.city and given.city and normalise(stated.city) != normalise(given.city):
         diffs.append(f"city {stated.city!r} ≠ {given.city!r}")
     return "; ".join(diffs)
 
@@ -219,7 +215,7 @@ def check_fill(proposal: FillProposal, roster: dict[str, WorkerFacts]) -> list[V
                 f"{proposed} workers proposed; the demand asks for {demand.count}"
             )
         )
-    role = normalize(demand.role)
+    role = normalise(demand.role)
     state = demand.state.strip().upper()
     counts = Counter(proposal.ids)
     seen: set[str] = set()
@@ -238,7 +234,7 @@ def check_fill(proposal: FillProposal, roster: dict[str, WorkerFacts]) -> list[V
         if facts is None:
             errors.append(ValidationError.consistency(f"worker {wid} is not in the roster"))
             continue
-        if normalize(facts.role) != role:
+        if normalise(facts.role) != role:
             errors.append(
                 ValidationError.consistency(
                     f"worker {wid} is a {facts.role}, not a {demand.role.strip()}"
@@ -252,7 +248,7 @@ def check_fill(proposal: FillProposal, roster: dict[str, WorkerFacts]) -> list[V
             )
         for key, claim in worker.claims.items():
             actual = getattr(facts, key)
-            if normalize(claim) != normalize(actual):
+            if normalise(claim) != normalise(actual):
                 errors.append(
                     ValidationError.consistency(
                         f"worker {wid}: the payload says {key} {claim!r}, the roster says "
@@ -262,4 +258,4 @@ def check_fill(proposal: FillProposal, roster: dict[str, WorkerFacts]) -> list[V
     return errors
 
 
-__all__ = ["FillProposal", "ProposedWorker", "check_fill", "normalize", "parse_fill"]
+__all__ = ["FillProposal", "ProposedWorker", "check_fill", "parse_fill"]

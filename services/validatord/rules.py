@@ -20,7 +20,7 @@ import re
 from typing import Any, Final
 
 from lakehouse_common.pii import find_ssn_like
-from lakehouse_common.validation_error import ValidationError
+from lakehouse_common.validation_error import ValidationError, json_type
 
 __all__ = [
     "ROOT",
@@ -28,7 +28,6 @@ __all__ = [
     "find_ssn_like",
     "is_email_address",
     "is_phone_number",
-    "json_type",
     "validate_email",
     "validate_sms",
 ]
@@ -76,23 +75,6 @@ def is_email_address(value: str) -> bool:
 
 
 # -- helpers shared by the validators ------------------------------------------------------------
-
-
-def json_type(value: object) -> str:
-    """The JSON type of a decoded value, for reasons ("expected a string, got a number")."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 def not_an_object(payload: object) -> ValidationError:

@@ -41,6 +41,7 @@ from typing import Any
 
 import orjson
 
+from lakehouse_common.durable import fsync_dir, fsync_file
 from lakehouse_common.errors import NotFound
 from lakehouse_common.logging import get_logger
 from services.vectord.index import IndexParams, Stats, Tuning, VectorIndex
@@ -49,7 +50,6 @@ from services.vectord.wal import (
     DeleteRecord,
     WalRecord,
     WalWriter,
-    fsync_dir,
     list_segments,
     read_segment,
 )
@@ -63,18 +63,12 @@ log = get_logger("lakehouse.vectord")
 
 
 def write_file_durably(path: Path, data: bytes) -> None:
+    """Write a new file inside a snapshot directory that is not yet published (the directory's
+    rename is the atomic step, so no temporary name here)."""
     with path.open("wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _snapshot_seq(path: Path) -> int | None:

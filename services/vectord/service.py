@@ -22,11 +22,11 @@ from lakehouse_common.contracts.vectors import (
     SearchRequest,
     validate_index_name,
 )
+from lakehouse_common.durable import fsync_dir
 from lakehouse_common.errors import Conflict, NotFound, UnprocessableEntity
 from lakehouse_common.logging import get_logger
 from services.vectord.durable import PARAMS_FILE, TMP_SUFFIX, DurableIndex
 from services.vectord.index import Hit, IndexParams, Tuning
-from services.vectord.wal import fsync_dir
 
 log = get_logger("lakehouse.vectord")
 

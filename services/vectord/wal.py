@@ -32,6 +32,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import orjson
 
+from lakehouse_common.durable import fsync_dir, write_all
 from lakehouse_common.errors import ServiceUnavailable
 
 MAGIC = b"LHW1"
@@ -150,14 +151,6 @@ def _is_tail(data: bytes, offset: int) -> bool:
     return True
 
 
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class WalWriter:
     """Appends records to the active segment; `rotate` starts the next one."""
 
@@ -192,10 +185,8 @@ class WalWriter:
             raise ServiceUnavailable(f"the write-ahead log refuses writes: {self._broken}")
         fd = self._file.fileno()
         size = os.fstat(fd).st_size
-        view = memoryview(encode(record))
         try:
-            while view:
-                view = view[os.write(fd, view) :]
+            write_all(fd, encode(record))
             os.fsync(fd)
         except OSError:
             try:

@@ -12,6 +12,7 @@ from lakehouse_common.config import (
     ConfigError,
     LakehouseSettings,
     audit_key_path,
+    is_loopback_host,
     load_settings,
 )
 from lakehouse_common.topology import DAEMONS
@@ -164,6 +165,11 @@ class TestBadConfigFailsWithFileKeyReason:
         env["LAKEHOUSE_GATEWAY__AUTH_TOKEN"] = "s3cret-token"
         assert load_settings(DEFAULT_CONFIG, environ=env).gateway.auth_token is not None
 
+    @pytest.mark.parametrize("host", ["::1", "127.0.0.2", "localhost"])
+    def test_production_loopback_gateway_needs_no_token(self, host: str) -> None:
+        env = {"LAKEHOUSE_SERVER__ENV": "production", "LAKEHOUSE_GATEWAY__HOST": host}
+        assert load_settings(DEFAULT_CONFIG, environ=env).gateway.auth_token is None
+
     def test_daemon_refuses_to_start_on_bad_config(self, tmp_path: Path) -> None:
         import subprocess
         import sys
@@ -181,3 +187,15 @@ class TestBadConfigFailsWithFileKeyReason:
         assert proc.returncode != 0
         assert f"{cfg}: ports" in proc.stderr
         assert "outside 1..65535" in proc.stderr
+
+
+class TestIsLoopbackHost:
+    @pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "127.1.2.3", "::1"])
+    def test_loopback(self, host: str) -> None:
+        assert is_loopback_host(host)
+
+    @pytest.mark.parametrize(
+        "host", ["0.0.0.0", "10.0.0.1", "::", "example.com", "localhost.example.com", ""]
+    )
+    def test_not_loopback(self, host: str) -> None:
+        assert not is_loopback_host(host)

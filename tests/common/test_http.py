@@ -8,12 +8,20 @@ import socket
 import time
 from collections.abc import Iterator
 
+import aiohttp
 import pytest
 
+from lakehouse_common import http as http_module
 from lakehouse_common.config import ClientSettings, ServerSettings
 from lakehouse_common.contracts.storage import StorageClient
-from lakehouse_common.errors import Conflict, InvalidInput, NotFound, UpstreamUnavailable
-from lakehouse_common.http import HttpClient
+from lakehouse_common.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from lakehouse_common.http import HttpClient, upstream_failures
 from lakehouse_common.tracing import current_trace_id
 from tests.conftest import LiveStack, free_port
 
@@ -64,6 +72,96 @@ async def test_unreachable_daemon_raises_upstream_unavailable_naming_it() -> Non
         client = http.client_for("catalogd", f"http://127.0.0.1:{free_port()}")
         with pytest.raises(UpstreamUnavailable, match="catalogd is unreachable"):
             await client.call_json("GET", "/v1/catalog/datasets")
+
+
+async def test_unreachable_daemon_is_retried_then_named_with_its_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sleeps: list[float] = []
+
+    async def no_wait(delay: float) -> None:
+        sleeps.append(delay)
+
+    monkeypatch.setattr(http_module.asyncio, "sleep", no_wait)
+    base_url = f"http://127.0.0.1:{free_port()}"
+    async with HttpClient(ClientSettings(connect_retries=2, connect_timeout_s=0.5)) as http:
+        client = http.client_for("catalogd", base_url)
+        with pytest.raises(UpstreamUnavailable) as failure:
+            await client.request("GET", "/v1/catalog/datasets")
+        assert len(sleeps) == 2  # GET is idempotent: 1 + connect_retries attempts
+        with pytest.raises(UpstreamUnavailable):
+            await client.request("POST", "/v1/catalog/datasets", json={})
+        assert len(sleeps) == 2  # POST is never retried
+    assert str(failure.value).startswith(f"catalogd is unreachable at {base_url}: ")
+    assert failure.value.details == {"daemon": "catalogd"}
+
+
+async def test_silent_daemon_raises_upstream_timeout_naming_the_call() -> None:
+    with socket.socket() as listener:  # accepts connections (backlog), never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        async with HttpClient() as http:
+            client = http.client_for("queryd", f"http://127.0.0.1:{port}")
+            with pytest.raises(UpstreamTimeout) as failure:
+                await client.request("GET", "/v1/query/x", timeout_s=0.2)
+    assert str(failure.value) == "queryd did not answer GET /v1/query/x in time"
+    assert failure.value.details == {"daemon": "queryd"}
+
+
+class _OurOwnRefusal(Exception):
+    pass
+
+
+class TestUpstreamFailures:
+    """The one aiohttp → typed-error mapping (ServiceClient and the gateway share it)."""
+
+    @pytest.mark.parametrize("exc", [TimeoutError(), aiohttp.ServerTimeoutError("read")])
+    def test_timeout_is_upstream_timeout(self, exc: Exception) -> None:
+        with pytest.raises(UpstreamTimeout, match="^vectord too slow$") as failure:
+            with upstream_failures(
+                "vectord", unreachable=str, timed_out="vectord too slow", failed=str
+            ):
+                raise exc
+        assert failure.value.details == {"daemon": "vectord"}
+        assert failure.value.__cause__ is exc
+
+    def test_other_client_error_is_upstream_unavailable(self) -> None:
+        with pytest.raises(UpstreamUnavailable) as failure:
+            with upstream_failures(
+                "vectord",
+                unreachable=str,
+                timed_out="",
+                failed=lambda exc: f"vectord failed: {type(exc).__name__}: {exc}",
+            ):
+                raise aiohttp.ServerDisconnectedError()
+        assert str(failure.value) == "vectord failed: ServerDisconnectedError: Server disconnected"
+        assert failure.value.details == {"daemon": "vectord"}
+
+    def test_passthrough_is_not_mapped_even_when_aiohttp_wraps_it(self) -> None:
+        refusal = _OurOwnRefusal("413")
+        with pytest.raises(_OurOwnRefusal) as direct:
+            with upstream_failures(
+                "gateway", unreachable=str, timed_out="", failed=str, passthrough=(_OurOwnRefusal,)
+            ):
+                raise refusal
+        assert direct.value is refusal
+        with pytest.raises(_OurOwnRefusal) as wrapped:
+            with upstream_failures(
+                "gateway", unreachable=str, timed_out="", failed=str, passthrough=(_OurOwnRefusal,)
+            ):
+                raise aiohttp.ClientPayloadError("body") from refusal
+        assert wrapped.value is refusal
+
+    def test_without_passthrough_a_wrapped_error_is_upstream_unavailable(self) -> None:
+        with pytest.raises(UpstreamUnavailable):
+            with upstream_failures("gateway", unreachable=str, timed_out="", failed=str):
+                raise aiohttp.ClientPayloadError("body") from _OurOwnRefusal("413")
+
+    def test_anything_else_passes_unchanged(self) -> None:
+        with pytest.raises(ValueError, match="not ours"):
+            with upstream_failures("vectord", unreachable=str, timed_out="", failed=str):
+                raise ValueError("not ours")
 
 
 def _get_health(sock: socket.socket) -> bytes:

@@ -9,9 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from lakehouse_common.contracts.matrix import normalise, playbook_id
+from lakehouse_common.contracts.matrix import playbook_id
 from lakehouse_common.contracts.vectors import SearchHit, metadata_matches
 from lakehouse_common.errors import InvalidInput
+from lakehouse_common.text import normalise
 from services.matrixd.playbooks import Approval, boost_factor, strongest_per_answer
 from services.matrixd.ranking import Candidate, cosine_distances, rerank
 from services.matrixd.sql_filter import check_sql_filter, evidence_sql
