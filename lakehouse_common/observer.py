@@ -11,7 +11,7 @@ per stream and POSTs each group as one batch to
 few times (`observe.reporter_retries`, short backoff) and then dropped and counted: reporting
 loses events rather than ever slowing the daemon's own requests.
 
-    observer = Observer(settings, "matrixd", http, registry=app.state.metrics.registry)
+    observer = Observer(settings, "matrixd", http, registry=metrics_of(app).registry)
     await observer.start()
     ...
     observer.report("search_runs", {"query_text": q, "k": k})   # trace id: the current request's

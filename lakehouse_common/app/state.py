@@ -3,8 +3,22 @@
 A daemon's lifespan opens its resources into an :class:`~contextlib.AsyncExitStack` and answers
 its ``State``; :func:`state_lifespan` keeps that object on the app and closes every resource in
 reverse order when the daemon stops — and when a later resource fails to open, so a failed start
-leaks nothing (STYLE.md, "The shape of the house"). Routes reach the state through one typed
-dependency per resource, built on :func:`state_of`.
+leaks nothing (STYLE.md, "The shape of the house"; issue 15)::
+
+    async def open_state(app: FastAPI, stack: AsyncExitStack) -> State:
+        settings = settings_of(app)
+        http = await stack.enter_async_context(HttpClient(settings.client))  # closed last
+        store = store_from_settings(settings)
+        stack.callback(store.close)               # registered right after it opened
+        ...
+        return State(store=store, ...)
+
+    app = create_service_app(..., lifespan=state_lifespan(open_state))
+
+Routes reach the state through one typed dependency per resource, built on :func:`state_of`
+and used as ``Annotated[Store, Depends(object_store)]``. The dependencies are ``async def``:
+FastAPI runs a plain ``def`` dependency in a worker thread, one thread hop per request for a
+getattr.
 """
 
 from __future__ import annotations
@@ -40,6 +54,7 @@ def state_lifespan(open_state: StateOpener) -> Lifespan:
             try:
                 yield
             finally:
+                # Gone before the resources close: a late request answers 503, not a closed pool.
                 delattr(app.state, _ATTR)
 
     return lifespan
@@ -49,7 +64,8 @@ def state_of(request: Request, cls: type[StateT]) -> StateT:
     """The daemon's State; 503 when the lifespan has not opened it (or has closed it)."""
     state = getattr(request.app.state, _ATTR, None)
     if not isinstance(state, cls):
-        raise ServiceUnavailable(f"{cls.__module__.split('.')[1]} is not started")
+        name = getattr(request.app.state, "service_name", "the daemon")
+        raise ServiceUnavailable(f"{name} is not started", details={"service": name})
     return state
 
 

@@ -3,7 +3,8 @@ awaited before the answer (SPEC §8, issue 7: "audit before disclosure").
 
 ::
 
-    auditor = AccessAuditor(settings, "queryd", http)   # in the lifespan, beside the HttpClient
+    clients = Clients.direct(http, settings)                     # in the lifespan
+    auditor = AccessAuditor(settings, "queryd", clients.subjects())
     ...
     await auditor.record(dataset="workers", row_keys=["w-17", "w-18"], purpose="query",
                          fields=["phone"])               # before returning the rows
@@ -38,7 +39,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from lakehouse_common.config import AuditSettings, LakehouseSettings
 from lakehouse_common.contracts.subjects import AccessRecord, DatasetPolicy, SubjectsClient
 from lakehouse_common.errors import LakehouseError, ServiceUnavailable
-from lakehouse_common.http import HttpClient
 from lakehouse_common.logging import get_logger
 from lakehouse_common.tracing import current_trace_id
 
@@ -55,10 +55,10 @@ log = get_logger("lakehouse.audit.access")
 class AccessAuditor:
     """Records PII reads in the subjects' audit logs on catalogd (one call per request)."""
 
-    def __init__(self, settings: LakehouseSettings, daemon: str, http: HttpClient) -> None:
+    def __init__(self, settings: LakehouseSettings, daemon: str, client: SubjectsClient) -> None:
         self.daemon = daemon
         self.settings: AuditSettings = settings.audit
-        self.client = SubjectsClient(http.client_for(CATALOGD, settings.url_of(CATALOGD)))
+        self.client = client
         self._policies: dict[str, DatasetPolicy] | None = None
         self._fetched_at = -float("inf")
         self._lock = asyncio.Lock()

@@ -7,13 +7,12 @@ exits with that one-line reason before serving anything; the lifespan opens the 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack
 from typing import NoReturn
 
 from fastapi import FastAPI
 
-from lakehouse_common.app import create_service_app
+from lakehouse_common.app import create_service_app, settings_of, state_lifespan
 from lakehouse_common.audit import AuditKeyError, load_keyring
 from lakehouse_common.config import LakehouseSettings, audit_key_path
 from lakehouse_common.logging import get_logger
@@ -21,6 +20,7 @@ from lakehouse_common.store.settings import store_from_settings
 from services.catalogd.governance import SubjectGovernance
 from services.catalogd.routes import router
 from services.catalogd.service import DatasetCatalog
+from services.catalogd.state import State
 from services.catalogd.subject_routes import router as subject_router
 
 
@@ -29,32 +29,29 @@ def _refuse(exc: AuditKeyError) -> NoReturn:
     raise SystemExit(f"catalogd refuses to start: {exc.message}") from None
 
 
+async def open_state(app: FastAPI, stack: AsyncExitStack) -> State:
+    settings = settings_of(app)
+    store = store_from_settings(settings)
+    stack.callback(store.close)
+    catalog = DatasetCatalog(store, settings.storage.default_bucket)
+    try:
+        governance = SubjectGovernance.open(settings, catalog)
+    except AuditKeyError as exc:
+        _refuse(exc)
+    stack.callback(governance.close)
+    return State(catalog=catalog, governance=governance)
+
+
 def create_app(settings: LakehouseSettings) -> FastAPI:
     try:
         load_keyring(audit_key_path(settings))
     except AuditKeyError as exc:
         _refuse(exc)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = store_from_settings(settings)
-        app.state.catalog = DatasetCatalog(store, settings.storage.default_bucket)
-        try:
-            app.state.governance = SubjectGovernance.open(settings, app.state.catalog)
-        except AuditKeyError as exc:
-            store.close()
-            _refuse(exc)
-        try:
-            yield
-        finally:
-            app.state.governance.close()
-            store.close()
-
     return create_service_app(
         "catalogd",
         settings,
         routers=[router, subject_router],
-        lifespan=lifespan,
+        lifespan=state_lifespan(open_state),
         description="Versioned dataset manifests (create-only commits), stored through the "
         "Store; subject manifests and their HMAC-chained access audit logs (SPEC §8).",
     )

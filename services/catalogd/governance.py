@@ -62,7 +62,11 @@ class SubjectGovernance:
         logs = SubjectAuditLogs(
             root / "audit", audit_key_path(settings), workers=settings.audit.append_workers
         )
-        registry = SubjectRegistry(root / "subjects.db", catalog)
+        try:
+            registry = SubjectRegistry(root / "subjects.db", catalog)
+        except BaseException:
+            logs.close()  # the append pool's threads, when the registry cannot open
+            raise
         return cls(registry, logs, settings.audit.max_access_keys)
 
     def close(self) -> None:

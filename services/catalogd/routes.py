@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Path
 from starlette.concurrency import run_in_threadpool
 
 from lakehouse_common.contracts.catalog import (
@@ -15,13 +15,9 @@ from lakehouse_common.contracts.catalog import (
     VersionHistory,
 )
 from services.catalogd.service import DatasetCatalog
+from services.catalogd.state import dataset_catalog
 
 router = APIRouter(prefix="/v1/catalog", tags=["catalog"])
-
-
-def _catalog(request: Request) -> DatasetCatalog:
-    catalog: DatasetCatalog = request.app.state.catalog
-    return catalog
 
 
 @router.post(
@@ -31,18 +27,22 @@ def _catalog(request: Request) -> DatasetCatalog:
     response_model_by_alias=True,
     summary="Commit the next version of a dataset (create-only: a lost race answers 409).",
 )
-async def commit_version(request: Request, name: str, commit: VersionCommit) -> DatasetManifest:
+async def commit_version(
+    catalog: Annotated[DatasetCatalog, Depends(dataset_catalog)], name: str, commit: VersionCommit
+) -> DatasetManifest:
     """409 when the version exists or is not latest + 1; 422 when its files are not in the
     store as described."""
-    return await run_in_threadpool(_catalog(request).commit, name, commit)
+    return await run_in_threadpool(catalog.commit, name, commit)
 
 
 @router.get(
     "/datasets", response_model=DatasetList, summary="Every dataset and its latest version."
 )
-async def list_datasets(request: Request) -> DatasetList:
+async def list_datasets(
+    catalog: Annotated[DatasetCatalog, Depends(dataset_catalog)],
+) -> DatasetList:
     """Datasets in name order."""
-    return await run_in_threadpool(_catalog(request).list_datasets)
+    return await run_in_threadpool(catalog.list_datasets)
 
 
 @router.get(
@@ -51,9 +51,11 @@ async def list_datasets(request: Request) -> DatasetList:
     response_model_by_alias=True,
     summary="A dataset's latest manifest and its version numbers.",
 )
-async def get_dataset(request: Request, name: str) -> DatasetDetail:
+async def get_dataset(
+    catalog: Annotated[DatasetCatalog, Depends(dataset_catalog)], name: str
+) -> DatasetDetail:
     """404 when no version of the dataset exists."""
-    return await run_in_threadpool(_catalog(request).get_dataset, name)
+    return await run_in_threadpool(catalog.get_dataset, name)
 
 
 @router.get(
@@ -62,9 +64,11 @@ async def get_dataset(request: Request, name: str) -> DatasetDetail:
     response_model_by_alias=True,
     summary="Every manifest of a dataset, oldest first.",
 )
-async def get_history(request: Request, name: str) -> VersionHistory:
+async def get_history(
+    catalog: Annotated[DatasetCatalog, Depends(dataset_catalog)], name: str
+) -> VersionHistory:
     """404 when no version of the dataset exists."""
-    return await run_in_threadpool(_catalog(request).history, name)
+    return await run_in_threadpool(catalog.history, name)
 
 
 @router.get(
@@ -74,7 +78,9 @@ async def get_history(request: Request, name: str) -> VersionHistory:
     summary="One version's manifest.",
 )
 async def get_version(
-    request: Request, name: str, version: Annotated[int, Path(ge=1)]
+    catalog: Annotated[DatasetCatalog, Depends(dataset_catalog)],
+    name: str,
+    version: Annotated[int, Path(ge=1)],
 ) -> DatasetManifest:
     """404 when that version does not exist."""
-    return await run_in_threadpool(_catalog(request).get_version, name, version)
+    return await run_in_threadpool(catalog.get_version, name, version)

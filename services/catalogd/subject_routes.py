@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from lakehouse_common.contracts.subjects import (
     MAX_AUDIT_PAGE,
@@ -25,13 +25,9 @@ from lakehouse_common.contracts.subjects import (
     SubjectPut,
 )
 from services.catalogd.governance import SubjectGovernance
+from services.catalogd.state import subject_governance
 
 router = APIRouter(prefix="/v1/catalog", tags=["subjects"])
-
-
-def _governance(request: Request) -> SubjectGovernance:
-    governance: SubjectGovernance = request.app.state.governance
-    return governance
 
 
 @router.put(
@@ -42,11 +38,14 @@ def _governance(request: Request) -> SubjectGovernance:
     summary="Create or replace a subject manifest (201 created, 200 replaced or unchanged).",
 )
 async def put_subject(
-    request: Request, response: Response, subject_id: str, manifest: SubjectPut
+    governance: Annotated[SubjectGovernance, Depends(subject_governance)],
+    response: Response,
+    subject_id: str,
+    manifest: SubjectPut,
 ) -> SubjectManifest:
     """400 bad subject id; 404 unknown dataset; 409 the row belongs to another subject or the
     dataset is keyed by another column; 422 a column the dataset does not have."""
-    stored, created = await _governance(request).put(subject_id, manifest)
+    stored, created = await governance.put(subject_id, manifest)
     if created:
         response.status_code = 201
     return stored
@@ -57,20 +56,22 @@ async def put_subject(
     response_model=SubjectManifest,
     summary="One subject manifest.",
 )
-async def get_subject(request: Request, subject_id: str) -> SubjectManifest:
+async def get_subject(
+    governance: Annotated[SubjectGovernance, Depends(subject_governance)], subject_id: str
+) -> SubjectManifest:
     """404 when no manifest names this subject."""
-    return await _governance(request).get(subject_id)
+    return await governance.get(subject_id)
 
 
 @router.get("/subjects", response_model=SubjectList, summary="Subject manifests, in id order.")
 async def list_subjects(
-    request: Request,
+    governance: Annotated[SubjectGovernance, Depends(subject_governance)],
     dataset: Annotated[str | None, Query(description="only this dataset's subjects")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_BATCH)] = 1000,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
 ) -> SubjectList:
     """Pages of at most `limit` manifests; `next_cursor` is null on the last page."""
-    return await _governance(request).list(dataset=dataset, limit=limit, cursor=cursor)
+    return await governance.list(dataset=dataset, limit=limit, cursor=cursor)
 
 
 @router.post(
@@ -78,9 +79,11 @@ async def list_subjects(
     response_model=SubjectBatchResult,
     summary=f"Upsert up to {MAX_BATCH} subject manifests in one transaction (idempotent).",
 )
-async def put_subjects(request: Request, batch: SubjectBatch) -> SubjectBatchResult:
+async def put_subjects(
+    governance: Annotated[SubjectGovernance, Depends(subject_governance)], batch: SubjectBatch
+) -> SubjectBatchResult:
     """All or nothing: any refused manifest (404, 409, 422 as for PUT) refuses the batch."""
-    return await _governance(request).put_batch(batch)
+    return await governance.put_batch(batch)
 
 
 @router.post(
@@ -89,10 +92,14 @@ async def put_subjects(request: Request, batch: SubjectBatch) -> SubjectBatchRes
     status_code=201,
     summary="Append one access to a subject's HMAC-chained audit log; answers the stored row.",
 )
-async def append_access(request: Request, subject_id: str, access: AuditAppend) -> AuditRow:
+async def append_access(
+    governance: Annotated[SubjectGovernance, Depends(subject_governance)],
+    subject_id: str,
+    access: AuditAppend,
+) -> AuditRow:
     """404 unknown subject; 409 when the log's last row is torn or verifies under no key (the
     chain is never extended from a bad tip). `accessor.trace_id` defaults to the request's."""
-    return await _governance(request).append(subject_id, access)
+    return await governance.append(subject_id, access)
 
 
 @router.get(
@@ -101,13 +108,13 @@ async def append_access(request: Request, subject_id: str, access: AuditAppend) 
     summary="Read a subject's audit rows after `since_seq`.",
 )
 async def read_audit(
-    request: Request,
+    governance: Annotated[SubjectGovernance, Depends(subject_governance)],
     subject_id: str,
     since_seq: Annotated[int, Query(ge=0, description="rows with a greater seq")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_AUDIT_PAGE)] = 1000,
 ) -> AuditRows:
     """404 unknown subject; a subject without accesses answers no rows."""
-    return await _governance(request).read(subject_id, since_seq, limit)
+    return await governance.read(subject_id, since_seq, limit)
 
 
 @router.get(
@@ -115,9 +122,11 @@ async def read_audit(
     response_model=AuditVerification,
     summary="Verify a subject's audit chain: {count, tip, verified, error}.",
 )
-async def verify_audit(request: Request, subject_id: str) -> AuditVerification:
+async def verify_audit(
+    governance: Annotated[SubjectGovernance, Depends(subject_governance)], subject_id: str
+) -> AuditVerification:
     """Checks every raw stored line under its epoch's key; `error` names the first bad row."""
-    return await _governance(request).verify(subject_id)
+    return await governance.verify(subject_id)
 
 
 @router.post(
@@ -125,10 +134,12 @@ async def verify_audit(request: Request, subject_id: str) -> AuditVerification:
     response_model=AccessReceipt,
     summary="Record one request's PII reads of a dataset: one audit row per subject.",
 )
-async def record_access(request: Request, record: AccessRecord) -> AccessReceipt:
+async def record_access(
+    governance: Annotated[SubjectGovernance, Depends(subject_governance)], record: AccessRecord
+) -> AccessReceipt:
     """Row keys without a manifest are counted (`unmatched`), not refused; 422 above
     `audit.max_access_keys` keys. Answers after every row is fsynced."""
-    return await _governance(request).record_access(record)
+    return await governance.record_access(record)
 
 
 @router.get(
@@ -136,6 +147,8 @@ async def record_access(request: Request, record: AccessRecord) -> AccessReceipt
     response_model=GovernancePolicies,
     summary="Governed datasets: key column and PII fields (what readers check results for).",
 )
-async def get_governance(request: Request) -> GovernancePolicies:
+async def get_governance(
+    governance: Annotated[SubjectGovernance, Depends(subject_governance)],
+) -> GovernancePolicies:
     """A dataset is governed while at least one subject manifest names it."""
-    return await _governance(request).policies()
+    return await governance.policies()

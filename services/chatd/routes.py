@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response, StreamingResponse
 
 from lakehouse_common.contracts.chat import (
@@ -19,6 +19,7 @@ from lakehouse_common.contracts.chat import (
 from lakehouse_common.errors import NotFound
 from services.chatd.openai_api import sse_events, to_chat_request, to_completion
 from services.chatd.service import ChatService
+from services.chatd.state import chat_service
 
 router = APIRouter(tags=["chat"])
 
@@ -34,22 +35,19 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _service(request: Request) -> ChatService:
-    service: ChatService = request.app.state.chat
-    return service
-
-
 @router.post(
     "/v1/chat",
     response_model=ChatResponse,
     summary="One chat call through the model's provider (retries, fallback chain).",
     responses=_ERRORS,
 )
-async def chat(request: Request, body: ChatRequest) -> ChatResponse:
+async def chat(
+    service: Annotated[ChatService, Depends(chat_service)], body: ChatRequest
+) -> ChatResponse:
     """`model` is `provider/model`; a plain name goes to `chat.default_model`'s provider and no
     model means `chat.default_model`. `json: true` asks the provider for JSON output where its
     API can (OpenAI `response_format`, Ollama `format`)."""
-    return await _service(request).chat(body)
+    return await service.chat(body)
 
 
 @router.post(
@@ -58,11 +56,12 @@ async def chat(request: Request, body: ChatRequest) -> ChatResponse:
     summary="OpenAI-compatible chat completion (`stream: true` answers server-sent events).",
     responses=_ERRORS,
 )
-async def create_completion(request: Request, body: CompletionRequest) -> Response | Completion:
+async def create_completion(
+    service: Annotated[ChatService, Depends(chat_service)], body: CompletionRequest
+) -> Response | Completion:
     """The OpenAI API, so stock OpenAI clients work against chatd and through the gateway.
     Errors before the first token keep their status; a failure mid-stream is a final
     `data: {"error": ...}` event."""
-    service = _service(request)
     chat_request = to_chat_request(body)
     if not body.stream:
         return to_completion(await service.chat(chat_request, endpoint="completions"))
@@ -80,9 +79,9 @@ async def create_completion(request: Request, body: CompletionRequest) -> Respon
     response_model=ModelList,
     summary="OpenAI-compatible model list: configured models, then what providers list.",
 )
-async def list_models(request: Request) -> ModelList:
+async def list_models(service: Annotated[ChatService, Depends(chat_service)]) -> ModelList:
     """Ids are `provider/model`, as `model` in a chat request takes them."""
-    return ModelList(data=await _service(request).models())
+    return ModelList(data=await service.models())
 
 
 @router.get(
@@ -91,9 +90,10 @@ async def list_models(request: Request) -> ModelList:
     summary="OpenAI-compatible model lookup.",
     responses={404: {"description": "Not a configured or listed model."}},
 )
-async def get_model(request: Request, model: str) -> ModelEntry:
+async def get_model(
+    service: Annotated[ChatService, Depends(chat_service)], model: str
+) -> ModelEntry:
     """404 when neither the configuration nor a reachable provider knows the model."""
-    service = _service(request)
     label = service.target(model).label
     for entry in await service.models():
         if entry.id in (model, label):
@@ -106,6 +106,8 @@ async def get_model(request: Request, model: str) -> ModelEntry:
     response_model=ProvidersResponse,
     summary="Each provider: configured, key present, reachable (probed now), last error.",
 )
-async def list_providers(request: Request) -> ProvidersResponse:
+async def list_providers(
+    service: Annotated[ChatService, Depends(chat_service)],
+) -> ProvidersResponse:
     """Never a key: only the name of the variable holding it and whether it is set."""
-    return await _service(request).providers_status()
+    return await service.providers_status()

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lakehouse_common.app import create_service_app, error_response
+from lakehouse_common.app import create_service_app, error_response, settings_of, state_lifespan
 from lakehouse_common.config import LakehouseSettings
 from lakehouse_common.http import HttpClient
 from services.gateway.routes import router
 from services.gateway.service import RoutingTable
+from services.gateway.state import State
 
 OPEN_PATHS = frozenset({"/health"})
 
@@ -40,30 +40,23 @@ class BearerAuth:
         await response(scope, receive, send)
 
 
+async def open_state(app: FastAPI, stack: AsyncExitStack) -> State:
+    settings = settings_of(app)
+    http = await stack.enter_async_context(HttpClient(settings.client))
+    return State(settings=settings, http=http, routing=RoutingTable(settings))
+
+
 def create_app(settings: LakehouseSettings) -> FastAPI:
-    http = HttpClient(settings.client)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await http.open()
-        try:
-            yield
-        finally:
-            await http.close()
-
     middleware = []
     token = settings.gateway.auth_token
     if token is not None:
         middleware.append((BearerAuth, {"token": token.get_secret_value().encode()}))
 
-    app = create_service_app(
+    return create_service_app(
         "gateway",
         settings,
         routers=[router],
-        lifespan=lifespan,
+        lifespan=state_lifespan(open_state),
         description="Single public entry: forwards /v1/<area>/... to the owning daemon.",
         inner_middleware=middleware,
     )
-    app.state.http = http
-    app.state.routing = RoutingTable(settings)
-    return app

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import ValidationError
 
 from lakehouse_common.contracts.catalog import DatasetManifest, validate_dataset_name
@@ -33,17 +33,13 @@ from lakehouse_common.store import StagedObject
 from lakehouse_common.store.keys import validate_bucket, validate_key
 from services.ingestd.jobs import IndexJobs
 from services.ingestd.service import IngestOptions, IngestService
+from services.ingestd.state import index_jobs, ingest_service
 
 router = APIRouter(prefix="/v1/ingest", tags=["ingest"])
 
 # A JSON source request names an object; it is never large.
 SOURCE_REQUEST_MAX_BYTES = 64 * 1024
 _FORMAT_HINT = "pass ?format=" + "|".join(FORMATS)
-
-
-def _service(request: Request) -> IngestService:
-    service: IngestService = request.app.state.ingest
-    return service
 
 
 def _required(raw: str | None) -> tuple[str, ...]:
@@ -92,6 +88,7 @@ async def _source_request(request: Request) -> IngestSourceRequest:
 )
 async def ingest_dataset(
     request: Request,
+    service: Annotated[IngestService, Depends(ingest_service)],
     dataset: str,
     mode: IngestMode = "replace",
     format_: Annotated[IngestFormat | None, Query(alias="format")] = None,
@@ -104,7 +101,6 @@ async def ingest_dataset(
     concurrent commits kept winning. A rejected ingest writes nothing."""
     validate_dataset_name(dataset)
     needed = _required(required)
-    service = _service(request)
     media = media_type_of(content_type)
     spool: StagedObject
     if media == SOURCE_MEDIA_TYPE:
@@ -137,37 +133,37 @@ async def ingest_dataset(
         return await service.ingest(spool, options)
 
 
-def _jobs(request: Request) -> IndexJobs:
-    jobs: IndexJobs = request.app.state.index_jobs
-    return jobs
-
-
 @router.post(
     "/{dataset}/index",
     status_code=202,
     response_model=IndexJob,
     summary="Start a job: render each row, embed it through embedd, upsert it into vectord.",
 )
-async def start_index_job(request: Request, dataset: str, body: IndexJobRequest) -> IndexJob:
+async def start_index_job(
+    service: Annotated[IngestService, Depends(ingest_service)],
+    jobs: Annotated[IndexJobs, Depends(index_jobs)],
+    dataset: str,
+    body: IndexJobRequest,
+) -> IndexJob:
     """202 with the job; poll `GET /v1/ingest/jobs/{id}`. 404 for an unknown dataset or
     version, 422 when the template, id or metadata columns are not in its schema."""
     validate_dataset_name(dataset)
-    catalog = _service(request).catalog
+    catalog = service.catalog
     if body.version is None:
         manifest = (await catalog.get_dataset(dataset)).latest
     else:
         manifest = await catalog.get_version(dataset, body.version)
-    return _jobs(request).start(manifest, body)
+    return jobs.start(manifest, body)
 
 
 @router.get("/jobs", response_model=IndexJobList, summary="Every index job since ingestd started.")
-async def list_index_jobs(request: Request) -> IndexJobList:
+async def list_index_jobs(jobs: Annotated[IndexJobs, Depends(index_jobs)]) -> IndexJobList:
     """Oldest first."""
-    jobs = _jobs(request).all()
-    return IndexJobList(jobs=jobs, count=len(jobs))
+    listed = jobs.all()
+    return IndexJobList(jobs=listed, count=len(listed))
 
 
 @router.get("/jobs/{job_id}", response_model=IndexJob, summary="An index job's state and progress.")
-async def get_index_job(request: Request, job_id: str) -> IndexJob:
+async def get_index_job(jobs: Annotated[IndexJobs, Depends(index_jobs)], job_id: str) -> IndexJob:
     """404 for an unknown job id."""
-    return _jobs(request).get(job_id)
+    return jobs.get(job_id)

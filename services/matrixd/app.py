@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from lakehouse_common.app import create_service_app
 from lakehouse_common.audit.access import AccessAuditor
 from lakehouse_common.config import LakehouseSettings
+from lakehouse_common.contracts.clients import Clients
 from lakehouse_common.contracts.embed import EmbedClient
 from lakehouse_common.contracts.query import QueryClient
 from lakehouse_common.contracts.vectors import VectorClient
@@ -39,7 +40,7 @@ def create_app(settings: LakehouseSettings) -> FastAPI:
             vectors=VectorClient(http.client_for("vectord", settings.url_of("vectord"))),
             query=QueryClient(http.client_for("queryd", settings.url_of("queryd"))),
             observer=observer,
-            auditor=AccessAuditor(settings, "matrixd", http),
+            auditor=AccessAuditor(settings, "matrixd", Clients.direct(http, settings).subjects()),
             registry=app.state.metrics.registry,
         )
         try:

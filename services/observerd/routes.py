@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -25,13 +25,9 @@ from lakehouse_common.contracts.observe import (
 from lakehouse_common.errors import PayloadTooLarge
 from lakehouse_common.tracing import current_trace_id
 from services.observerd.service import ObservationStore, decode_records
+from services.observerd.state import observation_store
 
 router = APIRouter(tags=["observe"])
-
-
-def _store(request: Request) -> ObservationStore:
-    store: ObservationStore = request.app.state.observations
-    return store
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -76,11 +72,12 @@ def _body_schema() -> dict[str, Any]:
     summary="Append one event (`{event}`) or a batch (`{events: [...]}`) to a stream.",
     openapi_extra=_body_schema(),
 )
-async def observe_events(request: Request, stream: str) -> ObserveResponse:
+async def observe_events(
+    request: Request, store: Annotated[ObservationStore, Depends(observation_store)], stream: str
+) -> ObserveResponse:
     """Answered once every line is fsync'd. 400 for a bad or unconfigured stream name, 422 for
     a body of another shape or an event that is not an object, 413 for too many or too large
     events or too large a body."""
-    store = _store(request)
     store.writable(stream)  # 400 before reading a body
     body = _parse(await _read_body(request, store.settings.max_body_bytes))
     done = await store.append(stream, body.items(), body.trace_id or current_trace_id.get())
@@ -94,9 +91,11 @@ async def observe_events(request: Request, stream: str) -> ObserveResponse:
     response_model=StreamList,
     summary="Every stream with its line count and size.",
 )
-async def list_streams(request: Request) -> StreamList:
+async def list_streams(
+    store: Annotated[ObservationStore, Depends(observation_store)],
+) -> StreamList:
     """Configured streams (even before their first event) and any other stream file present."""
-    streams = _store(request).streams()
+    streams = store.streams()
     return StreamList(streams=streams, count=len(streams))
 
 
@@ -106,7 +105,7 @@ async def list_streams(request: Request) -> StreamList:
     summary="A page of a stream's records from line `since` on; `next` is the following page.",
 )
 async def read_observations(
-    request: Request,
+    store: Annotated[ObservationStore, Depends(observation_store)],
     stream: str,
     since: Annotated[int, Query(ge=0, description="0-based line offset to start from")] = 0,
     limit: Annotated[int | None, Query(ge=1, description="most records")] = None,
@@ -114,7 +113,7 @@ async def read_observations(
     """`next` equals `total` once the reader has caught up; polling with it returns only new
     lines. 400 for a bad name, a `since` past the end or a `limit` over the maximum; 404 for
     a stream that is neither configured nor present."""
-    target, effective = _store(request).page_bounds(stream, since, limit)
+    target, effective = store.page_bounds(stream, since, limit)
     total = target.lines
     lines = await run_in_threadpool(target.read_lines, since, effective)
     records = decode_records(lines, since)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from lakehouse_common.app import JsonResponse
@@ -18,20 +18,11 @@ from lakehouse_common.contracts.pathways import (
 from lakehouse_common.observer import Observer
 from lakehouse_common.tracing import current_trace_id
 from services.pathwayd.service import PathwayStore
+from services.pathwayd.state import pathway_observer, pathway_store
 
 DEFAULT_LIST_LIMIT = 100
 
 router = APIRouter(prefix="/v1/pathways", tags=["pathways"])
-
-
-def _store(request: Request) -> PathwayStore:
-    store: PathwayStore = request.app.state.pathways
-    return store
-
-
-def _observer(request: Request) -> Observer:
-    observer: Observer = request.app.state.observer
-    return observer
 
 
 @router.post(
@@ -41,12 +32,16 @@ def _observer(request: Request) -> Observer:
     summary="Record a pathway (201; 200 for an identical retry of a known id, 409 otherwise).",
     responses={200: {"model": PathwayRecord, "description": "identical retry of a known id"}},
 )
-async def record_pathway(request: Request, body: PathwayIn) -> Response:
+async def record_pathway(
+    store: Annotated[PathwayStore, Depends(pathway_store)],
+    observer: Annotated[Observer, Depends(pathway_observer)],
+    body: PathwayIn,
+) -> Response:
     """Durable (fsync'd) before the answer; reported to observerd's `pathways` stream."""
-    record, created = await _store(request).record(body, current_trace_id.get())
+    record, created = await store.record(body, current_trace_id.get())
     data = record.model_dump(mode="json")
     if created:
-        _observer(request).report("pathways", data)
+        observer.report("pathways", data)
     return JsonResponse(data, status_code=201 if created else 200)
 
 
@@ -56,13 +51,12 @@ async def record_pathway(request: Request, body: PathwayIn) -> Response:
     summary="Pathways, newest first, optionally of one role (case/whitespace-insensitive).",
 )
 async def list_pathways(
-    request: Request,
+    store: Annotated[PathwayStore, Depends(pathway_store)],
     role: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int | None, Query(ge=0, description="most pathways; default 100")] = None,
 ) -> PathwayList:
     """`total` counts every matching pathway; `count` those in this answer. 400 for a `limit`
     over `pathway.max_list`."""
-    store = _store(request)
     if limit is None:
         limit = min(DEFAULT_LIST_LIMIT, store.settings.max_list)
     page, total = store.list_pathways(role, limit)
@@ -74,10 +68,12 @@ async def list_pathways(
     response_model=SuggestResponse,
     summary="Most similar past pathways of the role, and the next step with the best fill rate.",
 )
-async def suggest_pathway(request: Request, body: SuggestRequest) -> SuggestResponse:
+async def suggest_pathway(
+    store: Annotated[PathwayStore, Depends(pathway_store)], body: SuggestRequest
+) -> SuggestResponse:
     """Similarity is the cosine of the demand texts' embeddings (embedd); only pathways of the
     same role are considered. `next_step` follows `steps_taken` (may be empty)."""
-    return await _store(request).suggest(body)
+    return await store.suggest(body)
 
 
 @router.get(
@@ -85,6 +81,8 @@ async def suggest_pathway(request: Request, body: SuggestRequest) -> SuggestResp
     response_model=PathwayRecord,
     summary="One pathway by id.",
 )
-async def get_pathway(request: Request, pathway_id: str) -> PathwayRecord:
+async def get_pathway(
+    store: Annotated[PathwayStore, Depends(pathway_store)], pathway_id: str
+) -> PathwayRecord:
     """404 when there is no such pathway."""
-    return _store(request).get(pathway_id)
+    return store.get(pathway_id)

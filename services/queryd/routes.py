@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from lakehouse_common.contracts.query import (
@@ -16,6 +16,7 @@ from lakehouse_common.contracts.query import (
     ViewList,
 )
 from services.queryd.service import QueryService
+from services.queryd.state import query_service
 
 router = APIRouter(prefix="/v1", tags=["query"])
 
@@ -27,21 +28,18 @@ _TABULAR: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _service(request: Request) -> QueryService:
-    service: QueryService = request.app.state.query
-    return service
-
-
 @router.post(
     "/query",
     response_model=QueryResponse,
     responses=_TABULAR,
     summary="Run one read-only SQL statement over the lake's views (json, csv or arrow).",
 )
-async def run_query(request: Request, body: QueryRequest) -> Response:
+async def run_query(
+    service: Annotated[QueryService, Depends(query_service)], body: QueryRequest
+) -> Response:
     """400 for a refused or failing statement, 408 past the time limit, 422 above the row
     limit."""
-    answer = await _service(request).run(body)
+    answer = await service.run(body)
     return Response(answer.body, media_type=answer.media_type, headers=answer.headers)
 
 
@@ -50,9 +48,8 @@ async def run_query(request: Request, body: QueryRequest) -> Response:
     response_model=ViewList,
     summary="The views a query can read: datasets (latest and per version), kb_ and sessions.",
 )
-async def list_views(request: Request) -> ViewList:
+async def list_views(service: Annotated[QueryService, Depends(query_service)]) -> ViewList:
     """Refreshed from catalogd first when older than `query.catalog_refresh_s`."""
-    service = _service(request)
     views = [
         ViewInfo(name=v.name, source=v.source, dataset=v.dataset, version=v.version)
         for v in await service.list_views()

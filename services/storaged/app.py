@@ -2,30 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack
 
 from fastapi import FastAPI
 
-from lakehouse_common.app import create_service_app
+from lakehouse_common.app import create_service_app, settings_of, state_lifespan
 from lakehouse_common.config import LakehouseSettings
 from lakehouse_common.store.settings import store_from_settings
 from services.storaged.routes import router
+from services.storaged.state import State
+
+
+async def open_state(app: FastAPI, stack: AsyncExitStack) -> State:
+    store = store_from_settings(settings_of(app))
+    stack.callback(store.close)
+    return State(store=store)
 
 
 def create_app(settings: LakehouseSettings) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.store = store_from_settings(settings)
-        try:
-            yield
-        finally:
-            app.state.store.close()
-
     return create_service_app(
         "storaged",
         settings,
         routers=[router],
-        lifespan=lifespan,
+        lifespan=state_lifespan(open_state),
         description="Object API over the configured Store (local filesystem or S3).",
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from email.utils import format_datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
@@ -15,13 +15,9 @@ from lakehouse_common.errors import InvalidInput
 from lakehouse_common.store import ObjectInfo, ObjectStream, Store
 from lakehouse_common.store.base import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT
 from lakehouse_common.store.keys import validate_bucket, validate_key
+from services.storaged.state import object_store
 
 router = APIRouter(prefix="/v1/storage", tags=["storage"])
-
-
-def _store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
 
 
 # Objects up to this size are read in the same worker-thread hop that opens them and answered
@@ -55,6 +51,7 @@ def _object_headers(info: ObjectInfo) -> dict[str, str]:
 )
 async def put_object(
     request: Request,
+    store: Annotated[Store, Depends(object_store)],
     bucket: str,
     key: str,
     if_none_match: Annotated[str | None, Header()] = None,
@@ -65,7 +62,6 @@ async def put_object(
     validate_key(key)
     if if_none_match is not None and if_none_match.strip() != "*":
         raise InvalidInput("If-None-Match supports only '*' (create-only write)")
-    store = _store(request)
     staged = await run_in_threadpool(store.stage)
     with staged:
         async for chunk in request.stream():
@@ -87,9 +83,11 @@ async def put_object(
     summary="Read an object (streamed); ETag is the quoted sha256 of the content.",
     response_class=Response,
 )
-async def get_object(request: Request, bucket: str, key: str) -> Response:
+async def get_object(
+    store: Annotated[Store, Depends(object_store)], bucket: str, key: str
+) -> Response:
     """404 when the object does not exist."""
-    info, chunks, whole = await run_in_threadpool(_open_object, _store(request), bucket, key)
+    info, chunks, whole = await run_in_threadpool(_open_object, store, bucket, key)
     if whole is not None:
         return Response(whole, headers=_object_headers(info), media_type=info.content_type)
     return StreamingResponse(
@@ -105,9 +103,11 @@ async def get_object(request: Request, bucket: str, key: str) -> Response:
     summary="An object's metadata as headers, without the body.",
     response_class=Response,
 )
-async def head_object(request: Request, bucket: str, key: str) -> Response:
+async def head_object(
+    store: Annotated[Store, Depends(object_store)], bucket: str, key: str
+) -> Response:
     """404 (without a body, as HEAD requires) when the object does not exist."""
-    info = await run_in_threadpool(_store(request).head, bucket, key)
+    info = await run_in_threadpool(store.head, bucket, key)
     return Response(headers=_object_headers(info), media_type=info.content_type)
 
 
@@ -117,9 +117,11 @@ async def head_object(request: Request, bucket: str, key: str) -> Response:
     summary="Delete an object; 404 when it does not exist.",
     response_class=Response,
 )
-async def delete_object(request: Request, bucket: str, key: str) -> Response:
+async def delete_object(
+    store: Annotated[Store, Depends(object_store)], bucket: str, key: str
+) -> Response:
     """Delete an object; 404 when it does not exist."""
-    await run_in_threadpool(_store(request).delete, bucket, key)
+    await run_in_threadpool(store.delete, bucket, key)
     return Response(status_code=204)
 
 
@@ -129,22 +131,20 @@ async def delete_object(request: Request, bucket: str, key: str) -> Response:
     summary="List a bucket's objects in key order, paged by `cursor`.",
 )
 async def list_objects(
-    request: Request,
+    store: Annotated[Store, Depends(object_store)],
     bucket: str,
     prefix: str = "",
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = DEFAULT_LIST_LIMIT,
     cursor: str | None = None,
 ) -> ObjectList:
     """An unknown bucket lists empty; `next_cursor` is null on the last page."""
-    page = await run_in_threadpool(
-        _store(request).list, bucket, prefix=prefix, limit=limit, cursor=cursor
-    )
+    page = await run_in_threadpool(store.list, bucket, prefix=prefix, limit=limit, cursor=cursor)
     objects = [StoredObject.of(info) for info in page.objects]
     return ObjectList(objects=objects, count=len(objects), next_cursor=page.next_cursor)
 
 
 @router.get("/buckets", response_model=BucketList, summary="The buckets that hold objects.")
-async def list_buckets(request: Request) -> BucketList:
+async def list_buckets(store: Annotated[Store, Depends(object_store)]) -> BucketList:
     """Buckets come into being on first write."""
-    buckets = await run_in_threadpool(_store(request).list_buckets)
+    buckets = await run_in_threadpool(store.list_buckets)
     return BucketList(buckets=buckets, count=len(buckets))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query
 
+from lakehouse_common.config import ValidatorSettings
 from lakehouse_common.contracts.validate import (
     ITERATE,
     SESSIONS,
@@ -23,6 +24,12 @@ from lakehouse_common.session_log import read_recent_sessions
 from lakehouse_common.tracing import current_trace_id
 from services.validatord.iterate import IterateLoop
 from services.validatord.service import PayloadValidator, parse_context
+from services.validatord.state import (
+    iterate_loop,
+    payload_validator,
+    session_log,
+    validator_settings,
+)
 
 router = APIRouter(tags=["validate"])
 
@@ -31,23 +38,20 @@ _UNAVAILABLE: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _validator(request: Request) -> PayloadValidator:
-    validator: PayloadValidator = request.app.state.validator
-    return validator
-
-
 @router.post(
     VALIDATE,
     response_model=ValidateResponse,
     summary="Validate a fill proposal, email or SMS; an invalid payload is a 200 answer.",
     responses=_UNAVAILABLE,
 )
-async def validate_payload(request: Request, body: ValidateRequest) -> ValidateResponse:
+async def validate_payload(
+    validator: Annotated[PayloadValidator, Depends(payload_validator)], body: ValidateRequest
+) -> ValidateResponse:
     """`errors` are ValidationErrors in their wire shape (`{"Schema":{"field","reason"}}`, …).
     422 for a malformed request (unknown kind, no payload, a fill context that is not
     `{demand?, exclude_ids?}`); 503 `roster_unavailable` when a fill cannot be checked."""
     context = parse_context(body.kind, body.context)
-    return await _validator(request).validate(body.kind, body.payload, context)
+    return await validator.validate(body.kind, body.payload, context)
 
 
 @router.post(
@@ -56,11 +60,12 @@ async def validate_payload(request: Request, body: ValidateRequest) -> ValidateR
     summary="Generate with chatd, validate, feed the errors back; at most max_iter rounds.",
     responses={422: {"description": "malformed request (max_iter outside 1..10, no prompt…)"}},
 )
-async def iterate_session(request: Request, body: IterateRequest) -> IterateResponse:
+async def iterate_session(
+    loop: Annotated[IterateLoop, Depends(iterate_loop)], body: IterateRequest
+) -> IterateResponse:
     """Answers 200 with `status` accepted, max_iter_exhausted or infra_error (chatd, or
     queryd for a fill, failed: `infra_error` says which and why). Every session is appended
     to the session log before the answer."""
-    loop: IterateLoop = request.app.state.iterate
     return await loop.run(body, current_trace_id.get())
 
 
@@ -70,12 +75,12 @@ async def iterate_session(request: Request, body: IterateRequest) -> IterateResp
     summary="The most recent session-log records, newest first.",
 )
 async def list_sessions(
-    request: Request,
+    settings: Annotated[ValidatorSettings, Depends(validator_settings)],
+    path: Annotated[Path, Depends(session_log)],
     limit: int | None = Query(default=None, ge=1, description="records to answer"),
 ) -> SessionList:
     """`limit` defaults to `validator.sessions_default_limit`; above
     `validator.sessions_max_limit` → 422."""
-    settings = request.app.state.settings.validator
     if limit is None:
         limit = settings.sessions_default_limit
     elif limit > settings.sessions_max_limit:
@@ -83,6 +88,5 @@ async def list_sessions(
             f"limit {limit} is above validator.sessions_max_limit ({settings.sessions_max_limit})",
             details={"limit": limit, "max": settings.sessions_max_limit},
         )
-    path: Path = request.app.state.session_log
     recent = await asyncio.to_thread(read_recent_sessions, path, limit)
     return SessionList(data=recent.records, count=len(recent.records), skipped=recent.skipped)

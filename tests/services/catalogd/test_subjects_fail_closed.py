@@ -18,6 +18,7 @@ import pytest
 
 from lakehouse_common.audit.access import AccessAuditor
 from lakehouse_common.config import load_settings
+from lakehouse_common.contracts.clients import Clients
 from lakehouse_common.contracts.subjects import DatasetPolicy
 from lakehouse_common.errors import InvalidInput, ServiceUnavailable
 from lakehouse_common.http import HttpClient
@@ -89,7 +90,7 @@ def auditor_settings(tmp_path: Path, fail_closed: bool) -> Any:
 async def test_fail_closed_auditor_raises_503_naming_catalogd(tmp_path: Path) -> None:
     settings = auditor_settings(tmp_path, fail_closed=True)
     async with HttpClient(settings.client) as http:
-        auditor = AccessAuditor(settings, "matrixd", http)
+        auditor = AccessAuditor(settings, "matrixd", Clients.direct(http, settings).subjects())
         with pytest.raises(ServiceUnavailable) as caught:
             await auditor.record(dataset="workers", row_keys=["w-1"], purpose="matching")
         assert "catalogd" in caught.value.message
@@ -102,7 +103,7 @@ async def test_fail_closed_auditor_raises_503_naming_catalogd(tmp_path: Path) ->
 async def test_fail_open_auditor_answers_and_audits_nothing(tmp_path: Path) -> None:
     settings = auditor_settings(tmp_path, fail_closed=False)
     async with HttpClient(settings.client) as http:
-        auditor = AccessAuditor(settings, "matrixd", http)
+        auditor = AccessAuditor(settings, "matrixd", Clients.direct(http, settings).subjects())
         await auditor.record(dataset="workers", row_keys=["w-1"], purpose="matching")
         assert await auditor.policies() == {}
         await auditor.record_disclosure(
