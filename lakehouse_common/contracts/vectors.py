@@ -222,9 +222,8 @@ class MultiSearchRequest(_Strict):
     searches: list[IndexSearch] = Field(min_length=1, max_length=MAX_MULTI_SEARCHES)
 
 
+# Documents the answers; the search path reads and writes hits as `Hit` (below), never as this.
 class SearchHit(BaseModel):
-    """One hit on the wire (documents the answers; nothing validates a hit through it)."""
-
     id: str
     distance: float
     metadata: dict[str, Any]
