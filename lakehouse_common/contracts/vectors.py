@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
@@ -35,7 +36,7 @@ import numpy.typing as npt
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from lakehouse_common.errors import InvalidInput
+from lakehouse_common.errors import InvalidInput, UpstreamError
 from lakehouse_common.http import ServiceClient
 
 AREA = "vectors"
@@ -216,20 +217,12 @@ class IndexSearch(_Strict):
         default=False, description="an absent index answers no hits instead of 404"
     )
 
-    def as_search(self) -> SearchRequest:
-        return SearchRequest(
-            vector=self.vector,
-            k=self.k,
-            ef=self.ef,
-            filter=self.filter,
-            exclude_ids=self.exclude_ids,
-        )
-
 
 class MultiSearchRequest(_Strict):
     searches: list[IndexSearch] = Field(min_length=1, max_length=MAX_MULTI_SEARCHES)
 
 
+# Documents the answers; the search path reads and writes hits as `Hit` (below), never as this.
 class SearchHit(BaseModel):
     id: str
     distance: float
@@ -242,6 +235,74 @@ class SearchResponse(BaseModel):
 
 class BatchSearchResponse(BaseModel):
     results: list[list[SearchHit]]
+
+
+# The search path's own shapes (issue 15): a hit is one `Hit` from vectord's index to matrixd's
+# ranking — vectord's route serialises it as is (orjson writes a dataclass as an object, fields
+# in order: exactly `SearchHit`), `VectorClient` decodes an answer into it once. A search is sent
+# as an `IndexQuery`, whose vector stays the caller's float32 array: vectord's parse of the
+# request is the one place it is validated.
+
+
+@dataclass(slots=True)
+class Hit:
+    """One search hit, nearest first in its list; fields and their order are `SearchHit`'s.
+
+    Not frozen: a frozen dataclass costs three times as much to build, and a search builds one
+    per hit on both sides of the wire.
+    """
+
+    id: str
+    distance: float
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class IndexQuery:
+    """One search of `VectorClient.search_indexes`: the fields of `IndexSearch`, unchecked here
+    (vectord checks them where the request enters)."""
+
+    index: str
+    vector: npt.NDArray[np.float32] | Sequence[float]
+    k: int = 10
+    ef: int | None = None
+    filter: Mapping[str, Any] | None = None
+    exclude_ids: Sequence[str] = ()
+    missing_ok: bool = False
+
+    def wire(self) -> dict[str, Any]:
+        """As `IndexSearch` with its defaults left out, `vector` last (byte for byte what the
+        model's `model_dump(exclude_defaults=True)` wrote before issue 15)."""
+        body: dict[str, Any] = {"index": self.index}
+        if self.k != 10:
+            body["k"] = self.k
+        if self.ef is not None:
+            body["ef"] = self.ef
+        if self.filter is not None:
+            body["filter"] = dict(self.filter)
+        if self.exclude_ids:
+            body["exclude_ids"] = list(self.exclude_ids)
+        if self.missing_ok:
+            body["missing_ok"] = True
+        body["vector"] = wire_vectors(self.vector)
+        return body
+
+
+def _results(data: Any) -> Any:
+    """A search answer's `results` (vectord's own answer, checked only as far as it is read:
+    anything malformed is vectord's fault, a 502)."""
+    try:
+        return data["results"]
+    except (KeyError, TypeError):
+        raise UpstreamError("vectord answered a search without `results`") from None
+
+
+def _hits(row: Any) -> list[Hit]:
+    """One decoded list of hits as `Hit`s: the one conversion (no pydantic pass)."""
+    try:
+        return [Hit(h["id"], h["distance"], h["metadata"]) for h in row]
+    except (KeyError, TypeError):
+        raise UpstreamError("vectord answered a malformed list of hits") from None
 
 
 def wire_vectors(values: Any) -> npt.NDArray[np.float32]:
@@ -339,12 +400,12 @@ class VectorClient:
         ef: int | None = None,
         filter: Mapping[str, Any] | None = None,
         exclude_ids: Sequence[str] = (),
-    ) -> list[SearchHit]:
+    ) -> list[Hit]:
         """The `k` nearest items to one vector, nearest first."""
         body = _search_body(k, ef, filter, exclude_ids)
         body["vector"] = wire_vectors(vector)
         data = await self.client.call_json("POST", f"{_index_path(name)}/search", json=body)
-        return SearchResponse.model_validate(data).results
+        return _hits(_results(data))
 
     async def search_many(
         self,
@@ -355,27 +416,19 @@ class VectorClient:
         ef: int | None = None,
         filter: Mapping[str, Any] | None = None,
         exclude_ids: Sequence[str] = (),
-    ) -> list[list[SearchHit]]:
+    ) -> list[list[Hit]]:
         """One list of hits per query vector, in order."""
         body = _search_body(k, ef, filter, exclude_ids)
         body["vectors"] = wire_vectors(vectors)
         data = await self.client.call_json("POST", f"{_index_path(name)}/search", json=body)
-        return BatchSearchResponse.model_validate(data).results
+        return [_hits(row) for row in _results(data)]
 
-    async def search_indexes(self, searches: Sequence[IndexSearch]) -> list[list[SearchHit]]:
+    async def search_indexes(self, searches: Sequence[IndexQuery]) -> list[list[Hit]]:
         """Several single-vector searches, each on its own index, in one request: one list of
         hits per search, in order."""
-        body = {
-            "searches": [
-                {
-                    **s.model_dump(exclude_defaults=True, exclude={"vector"}),
-                    "vector": wire_vectors(s.vector),
-                }
-                for s in searches
-            ]
-        }
+        body = {"searches": [s.wire() for s in searches]}
         data = await self.client.call_json("POST", SEARCH, json=body)
-        return BatchSearchResponse.model_validate(data).results
+        return [_hits(row) for row in _results(data)]
 
 
 def _search_body(

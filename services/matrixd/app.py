@@ -9,51 +9,49 @@ needs a daemon that is down answers 502 naming it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack
 
 from fastapi import FastAPI
 
-from lakehouse_common.app import create_service_app
+from lakehouse_common.app import create_service_app, metrics_of, settings_of, state_lifespan
 from lakehouse_common.audit.access import AccessAuditor
 from lakehouse_common.config import LakehouseSettings
 from lakehouse_common.contracts.clients import Clients
-from lakehouse_common.contracts.embed import EmbedClient
-from lakehouse_common.contracts.query import QueryClient
-from lakehouse_common.contracts.vectors import VectorClient
 from lakehouse_common.http import HttpClient
 from lakehouse_common.observer import Observer
 from services.matrixd.routes import router
 from services.matrixd.service import MatrixService
+from services.matrixd.state import State
+
+
+async def open_state(app: FastAPI, stack: AsyncExitStack) -> State:
+    """The pool, then the observer on it, then the service over both; each one's close is on
+    the stack as soon as it is open, so a failure further on closes what came before."""
+    settings = settings_of(app)
+    registry = metrics_of(app).registry
+    http = await stack.enter_async_context(HttpClient(settings.client))
+    observer = Observer(settings, "matrixd", http, registry=registry)
+    await observer.start()
+    stack.push_async_callback(observer.close)
+    clients = Clients.direct(http, settings)
+    matrix = MatrixService(
+        settings,
+        embed=clients.embed(),
+        vectors=clients.vectors(),
+        query=clients.query(),
+        observer=observer,
+        auditor=AccessAuditor(settings, "matrixd", clients.subjects()),
+        registry=registry,
+    )
+    return State(matrix=matrix)
 
 
 def create_app(settings: LakehouseSettings) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        http = HttpClient(settings.client)
-        await http.open()
-        observer = Observer(settings, "matrixd", http, registry=app.state.metrics.registry)
-        await observer.start()
-        app.state.matrix = MatrixService(
-            settings,
-            embed=EmbedClient(http.client_for("embedd", settings.url_of("embedd"))),
-            vectors=VectorClient(http.client_for("vectord", settings.url_of("vectord"))),
-            query=QueryClient(http.client_for("queryd", settings.url_of("queryd"))),
-            observer=observer,
-            auditor=AccessAuditor(settings, "matrixd", Clients.direct(http, settings).subjects()),
-            registry=app.state.metrics.registry,
-        )
-        try:
-            yield
-        finally:
-            await observer.close()
-            await http.close()
-
     return create_service_app(
         "matrixd",
         settings,
         routers=[router],
-        lifespan=lifespan,
+        lifespan=state_lifespan(open_state),
         description="Staffing search: embed → vectord k-NN → same-role playbooks (boost, "
         "inject) → re-rank; playbook recordings; evidence bundles narrowed by SQL.",
     )

@@ -31,9 +31,9 @@ from lakehouse_common.contracts.matrix import (
 )
 from lakehouse_common.contracts.vectors import (
     MAX_LIST_LIMIT,
-    IndexSearch,
+    Hit,
+    IndexQuery,
     ListedItem,
-    SearchHit,
     VectorClient,
 )
 from lakehouse_common.errors import NotFound
@@ -66,7 +66,7 @@ class Approval:
 
 
 def strongest_per_answer(
-    recordings: Iterable[SearchHit], max_distance: float, excluded: Iterable[str] = ()
+    recordings: Iterable[Hit], max_distance: float, excluded: Iterable[str] = ()
 ) -> dict[str, Approval]:
     """answer id → its strongest recording among those within `max_distance` of the query.
 
@@ -168,12 +168,14 @@ class PlaybookStore:
             added = await self.vectors.add(self.index_name, [item])
         return playbook, added.updated > 0
 
-    def lookup(self, query_vector: Sequence[float], role_norm: str, index: str) -> IndexSearch:
+    def lookup(
+        self, query_vector: npt.NDArray[np.float32], role_norm: str, index: str
+    ) -> IndexQuery:
         """The search for the same-role recordings for `index` nearest the query, to run beside
         the organic one in a single vectord request (no index yet answers no recordings)."""
-        return IndexSearch(
+        return IndexQuery(
             index=self.index_name,
-            vector=list(query_vector),
+            vector=query_vector,
             k=self.fanout,
             filter={"role_norm": role_norm, "index": index},
             missing_ok=True,

@@ -17,12 +17,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lakehouse_common.contracts.vectors import SearchHit
+from lakehouse_common.contracts.vectors import Hit
 from services.matrixd.playbooks import Approval
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Ranked:
+    """One final result of a search, best first; the route writes it as a `SearchResult`."""
+
     id: str
     distance: float
     boosted: bool
@@ -30,7 +32,7 @@ class Ranked:
     metadata: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """An approved answer fetched from the index to be injected."""
 
@@ -57,7 +59,7 @@ def _key(r: Ranked) -> tuple[float, str]:
 
 
 def rerank(
-    organic: Sequence[SearchHit],
+    organic: Sequence[Hit],
     injected: Sequence[Candidate],
     approvals: Mapping[str, Approval],
     k: int,

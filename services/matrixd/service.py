@@ -31,23 +31,16 @@ from lakehouse_common.contracts.matrix import (
     RecordPlaybookRequest,
     RetrieveRequest,
     SearchRequest,
-    SearchResponse,
-    SearchResult,
 )
 from lakehouse_common.contracts.query import QueryClient
-from lakehouse_common.contracts.vectors import (
-    IndexSearch,
-    SearchHit,
-    VectorClient,
-    metadata_matches,
-)
+from lakehouse_common.contracts.vectors import Hit, IndexQuery, VectorClient, metadata_matches
 from lakehouse_common.embed_cache import EmbeddingCache
 from lakehouse_common.errors import InvalidInput, NotFound, UnprocessableEntity
 from lakehouse_common.observer import Observer
 from lakehouse_common.text import normalise
 from lakehouse_common.tracing import current_trace_id
 from services.matrixd.playbooks import Approval, PlaybookStore, strongest_per_answer
-from services.matrixd.ranking import Candidate, cosine_distances, rerank
+from services.matrixd.ranking import Candidate, Ranked, cosine_distances, rerank
 from services.matrixd.sql_filter import check_sql_filter, evidence_sql
 
 SEARCH_RUNS = "search_runs"
@@ -123,15 +116,16 @@ class MatrixService:
 
     # ----------------------------------------------------------------- search
 
-    async def search(self, req: SearchRequest) -> SearchResponse:
+    async def search(self, req: SearchRequest) -> list[Ranked]:
+        """The final results, best first (the route writes them as a `SearchResponse`)."""
         started = time.perf_counter()
         self._check_k(req.k)
         role_norm = normalise(req.query_role) if req.query_role is not None else ""
+        # embedd's float32 array goes to vectord as it is: vectord's parse checks it, once.
         query = await self._embed(req.query_text)
-        as_list = query.tolist()
-        organic_search = IndexSearch(
+        organic_search = IndexQuery(
             index=req.index,
-            vector=as_list,
+            vector=query,
             k=req.k,
             filter=req.filters,
             exclude_ids=req.exclude_ids,
@@ -141,7 +135,7 @@ class MatrixService:
         if req.use_playbook and role_norm:
             # One vectord request for both searches (they only need the query vector).
             organic, recordings = await self.vectors.search_indexes(
-                [organic_search, self.playbooks.lookup(as_list, role_norm, req.index)]
+                [organic_search, self.playbooks.lookup(query, role_norm, req.index)]
             )
             approvals = strongest_per_answer(
                 recordings, self.settings.playbook_max_distance, excluded=req.exclude_ids
@@ -160,24 +154,8 @@ class MatrixService:
             fields=sorted({key for r in ranked for key in r.metadata}),
             purpose="matching",
         )
-        results = [
-            SearchResult(
-                rank=rank,
-                id=r.id,
-                distance=r.distance,
-                boosted=r.boosted,
-                injected=r.injected,
-                metadata=r.metadata,
-            )
-            for rank, r in enumerate(ranked)
-        ]
-        response = SearchResponse(
-            results=results,
-            boosted=sum(r.boosted for r in ranked),
-            injected=sum(r.injected for r in ranked),
-        )
-        self._report_search(req, response, approvals, _ms(started))
-        return response
+        self._report_search(req, ranked, approvals, _ms(started))
+        return ranked
 
     async def _injectable(
         self,
@@ -210,10 +188,11 @@ class MatrixService:
     def _report_search(
         self,
         req: SearchRequest,
-        response: SearchResponse,
+        ranked: list[Ranked],
         approvals: dict[str, Approval],
         elapsed_ms: float,
     ) -> None:
+        answered = {r.id for r in ranked}
         self.observer.report(
             SEARCH_RUNS,
             {
@@ -232,14 +211,12 @@ class MatrixService:
                         "boosted": r.boosted,
                         "injected": r.injected,
                     }
-                    for r in response.results
+                    for r in ranked
                 ],
-                "boosted": response.boosted,
-                "injected": response.injected,
+                "boosted": sum(r.boosted for r in ranked),
+                "injected": sum(r.injected for r in ranked),
                 "playbooks_applied": sorted(
-                    a.playbook_id
-                    for a in approvals.values()
-                    if any(r.id == a.answer_id for r in response.results)
+                    a.playbook_id for a in approvals.values() if a.answer_id in answered
                 ),
                 "elapsed_ms": elapsed_ms,
             },
@@ -303,7 +280,7 @@ class MatrixService:
             self.settings.retrieve_max_candidates,
             self.vector_max_k,
         )
-        hits: list[SearchHit] = await self.vectors.search(req.index, query, max(n, req.k))
+        hits: list[Hit] = await self.vectors.search(req.index, query, max(n, req.k))
         rows: dict[str, dict[str, Any]] = {}
         if hits:
             ids = [hit.id for hit in hits]

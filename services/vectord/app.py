@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from lakehouse_common.app import create_service_app, tune_malloc
+from lakehouse_common.app import create_service_app, settings_of, state_lifespan, tune_malloc
 from lakehouse_common.config import LakehouseSettings
 from lakehouse_common.logging import get_logger
 from services.vectord.routes import router
 from services.vectord.service import VectorService
+from services.vectord.state import State
 
 log = get_logger("lakehouse.vectord")
 
@@ -30,32 +30,36 @@ async def snapshot_loop(service: VectorService, poll_s: float) -> None:
                 log.exception("snapshot failed", index=durable.params.name)
 
 
-def create_app(settings: LakehouseSettings) -> FastAPI:
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Before the first index loads: the allocator settings apply to what is allocated later.
-        tune_malloc(
-            arena_max=settings.vector.malloc_arena_max,
-            mmap_threshold=settings.vector.malloc_mmap_threshold_bytes,
-        )
-        service = VectorService(settings.data_dir / "vectors", settings.vector)
-        await run_in_threadpool(service.open)
-        app.state.vectors = service
-        poll_s = min(0.25, settings.vector.snapshot_interval_s)
-        task = asyncio.create_task(snapshot_loop(service, poll_s))
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await run_in_threadpool(service.close)
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
+
+async def open_state(app: FastAPI, stack: AsyncExitStack) -> State:
+    """Load every index, then start the snapshotter; stopping runs it backwards (no snapshot
+    task left running while the indexes take their closing snapshots)."""
+    settings = settings_of(app)
+    # Before the first index loads: the allocator settings apply to what is allocated later.
+    tune_malloc(
+        arena_max=settings.vector.malloc_arena_max,
+        mmap_threshold=settings.vector.malloc_mmap_threshold_bytes,
+    )
+    service = VectorService(settings.data_dir / "vectors", settings.vector)
+    await run_in_threadpool(service.open)
+    stack.push_async_callback(run_in_threadpool, service.close)
+    poll_s = min(0.25, settings.vector.snapshot_interval_s)
+    task = asyncio.create_task(snapshot_loop(service, poll_s))
+    stack.push_async_callback(_stop, task)
+    return State(vectors=service)
+
+
+def create_app(settings: LakehouseSettings) -> FastAPI:
     return create_service_app(
         "vectord",
         settings,
         routers=[router],
-        lifespan=lifespan,
+        lifespan=state_lifespan(open_state),
         description="Named HNSW indexes (hnswlib): upsert, delete, filtered k-NN search; "
         "write-ahead log + background snapshots.",
     )

@@ -13,6 +13,7 @@
   applied inside hnswlib's search through its label `filter` callable; if hnswlib cannot find
   `k` qualifying items it raises, and the search falls back to exact over the candidates —
   so `k` hits come back whenever `k` items qualify.
+- Hits are the contract's `Hit` (the one hit shape of the search path: routes write it as is).
 - Concurrency: `SearchGate` (many readers sharing one ef, or one writer). The durable layer
   (`durable.py`) also serialises writers so the WAL order is the apply order.
 """
@@ -30,7 +31,7 @@ import hnswlib
 import numpy as np
 import orjson
 
-from lakehouse_common.contracts.vectors import Space
+from lakehouse_common.contracts.vectors import Hit, Space
 from lakehouse_common.errors import InvalidInput, NotFound
 from services.vectord.locks import SearchGate
 from services.vectord.postings import Postings
@@ -78,13 +79,6 @@ class Tuning:
     default_ef: int = 128
     exact_threshold: int = 2000
     initial_capacity: int = 1024
-
-
-@dataclass
-class Hit:
-    id: str
-    distance: float
-    metadata: dict[str, Any]
 
 
 @dataclass

@@ -8,10 +8,10 @@ free while hnswlib (which releases the GIL) and the WAL fsync work.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -34,19 +34,10 @@ from lakehouse_common.contracts.vectors import (
     SearchResponse,
 )
 from lakehouse_common.errors import InvalidInput
-from services.vectord.index import Hit
 from services.vectord.service import VectorService
+from services.vectord.state import vector_service
 
 router = APIRouter(prefix="/v1/vectors", tags=["vectors"])
-
-
-def _vectors(request: Request) -> VectorService:
-    service: VectorService = request.app.state.vectors
-    return service
-
-
-def _hits(hits: list[Hit]) -> list[dict[str, Any]]:
-    return [{"id": h.id, "distance": h.distance, "metadata": h.metadata} for h in hits]
 
 
 @router.put(
@@ -56,17 +47,19 @@ def _hits(hits: list[Hit]) -> list[dict[str, Any]]:
     summary="Create an index (200 when it exists with the same parameters, 409 otherwise).",
     responses={200: {"model": IndexInfo, "description": "exists with the same parameters"}},
 )
-async def create_index(request: Request, name: str, body: CreateIndexRequest) -> Response:
+async def create_index(
+    name: str, body: CreateIndexRequest, vectors: Annotated[VectorService, Depends(vector_service)]
+) -> Response:
     """Omitted `space`/`M`/`ef_construction` take the `[vector]` defaults when creating and
     match anything when the index exists."""
-    info, created = await run_in_threadpool(_vectors(request).create_index, name, body)
+    info, created = await run_in_threadpool(vectors.create_index, name, body)
     return JsonResponse(info.model_dump(mode="json"), status_code=201 if created else 200)
 
 
 @router.get("/indexes", response_model=IndexList, summary="Every index with dim, space, count.")
-async def list_indexes(request: Request) -> IndexList:
+async def list_indexes(vectors: Annotated[VectorService, Depends(vector_service)]) -> IndexList:
     """Indexes in name order."""
-    indexes = _vectors(request).list_indexes()
+    indexes = vectors.list_indexes()
     return IndexList(indexes=indexes, count=len(indexes))
 
 
@@ -75,17 +68,21 @@ async def list_indexes(request: Request) -> IndexList:
     response_model=IndexInfo,
     summary="An index's parameters, counts, capacity and durability state.",
 )
-async def get_index(request: Request, name: str) -> IndexInfo:
+async def get_index(
+    name: str, vectors: Annotated[VectorService, Depends(vector_service)]
+) -> IndexInfo:
     """404 when there is no such index."""
-    return await run_in_threadpool(_vectors(request).info, name)
+    return await run_in_threadpool(vectors.info, name)
 
 
 @router.delete(
     "/indexes/{name}", response_model=IndexDeleted, summary="Delete an index and its files."
 )
-async def delete_index(request: Request, name: str) -> IndexDeleted:
+async def delete_index(
+    name: str, vectors: Annotated[VectorService, Depends(vector_service)]
+) -> IndexDeleted:
     """404 when there is no such index."""
-    await run_in_threadpool(_vectors(request).delete_index, name)
+    await run_in_threadpool(vectors.delete_index, name)
     return IndexDeleted(name=name)
 
 
@@ -95,12 +92,13 @@ async def delete_index(request: Request, name: str) -> IndexDeleted:
     summary="Upsert items: an id already present gets the new vector and metadata.",
     openapi_extra=request_body_schema(AddRequest),
 )
-async def add_items(request: Request, name: str) -> AddResponse:
+async def add_items(
+    request: Request, name: str, vectors: Annotated[VectorService, Depends(vector_service)]
+) -> AddResponse:
     """Acknowledged only once the batch is in the fsync'd write-ahead log."""
-    service = _vectors(request)
-    service.index(name)  # 404 before reading a large body
+    vectors.index(name)  # 404 before reading a large body
     body = await parse_json_body(request, AddRequest)
-    added, updated, count = await run_in_threadpool(service.add, name, body.items)
+    added, updated, count = await run_in_threadpool(vectors.add, name, body.items)
     return AddResponse(added=added, updated=updated, count=count)
 
 
@@ -109,9 +107,11 @@ async def add_items(request: Request, name: str) -> AddResponse:
     response_model=DeleteResponse,
     summary="Delete items by id; unknown ids are listed in `not_found`.",
 )
-async def delete_items(request: Request, name: str, body: DeleteRequest) -> DeleteResponse:
+async def delete_items(
+    name: str, body: DeleteRequest, vectors: Annotated[VectorService, Depends(vector_service)]
+) -> DeleteResponse:
     """Unknown ids are not an error (deleting is idempotent)."""
-    deleted, missing, count = await run_in_threadpool(_vectors(request).delete, name, body.ids)
+    deleted, missing, count = await run_in_threadpool(vectors.delete, name, body.ids)
     return DeleteResponse(deleted=deleted, not_found=missing, count=count)
 
 
@@ -121,8 +121,8 @@ async def delete_items(request: Request, name: str, body: DeleteRequest) -> Dele
     summary="Page through the items' ids and metadata in id order, optionally filtered.",
 )
 async def list_items(
-    request: Request,
     name: str,
+    vectors: Annotated[VectorService, Depends(vector_service)],
     after: str | None = Query(default=None, description="the `next` of the previous page"),
     limit: int = Query(default=100, ge=1, le=MAX_LIST_LIMIT),
     filter: str | None = Query(
@@ -141,7 +141,7 @@ async def list_items(
         if not isinstance(wanted, dict):
             raise InvalidInput("filter must be a JSON object", details={"field": "filter"})
     items, following = await run_in_threadpool(
-        _vectors(request).list_items, name, after=after, limit=limit, filter=wanted
+        vectors.list_items, name, after=after, limit=limit, filter=wanted
     )
     return JsonResponse({"items": [{"id": i, "metadata": m} for i, m in items], "next": following})
 
@@ -151,9 +151,11 @@ async def list_items(
     response_model=ItemRecord,
     summary="One item's vector and metadata.",
 )
-async def get_item(request: Request, name: str, item_id: str) -> ItemRecord:
+async def get_item(
+    name: str, item_id: str, vectors: Annotated[VectorService, Depends(vector_service)]
+) -> ItemRecord:
     """404 when the index or the item does not exist."""
-    vector, metadata = await run_in_threadpool(_vectors(request).get_item, name, item_id)
+    vector, metadata = await run_in_threadpool(vectors.get_item, name, item_id)
     return ItemRecord(id=item_id, vector=vector, metadata=metadata)
 
 
@@ -163,15 +165,15 @@ async def get_item(request: Request, name: str, item_id: str) -> ItemRecord:
     summary="k nearest items to `vector` (one list) or to each of `vectors` (a list per query).",
     openapi_extra=request_body_schema(SearchRequest),
 )
-async def search(request: Request, name: str) -> Response:
+async def search(
+    request: Request, name: str, vectors: Annotated[VectorService, Depends(vector_service)]
+) -> Response:
     """`filter` (metadata equality) and `exclude_ids` apply inside the search."""
-    service = _vectors(request)
-    service.index(name)
+    vectors.index(name)
     body = await parse_json_body(request, SearchRequest)
-    results = await run_in_threadpool(service.search, name, body)
-    if body.vector is not None:
-        return JsonResponse({"results": _hits(results[0])})
-    return JsonResponse({"results": [_hits(row) for row in results]})
+    results = await run_in_threadpool(vectors.search, name, body)
+    # `Hit`s as they are: orjson writes each as its `{id, distance, metadata}` object.
+    return JsonResponse({"results": results[0] if body.vector is not None else results})
 
 
 @router.post(
@@ -180,11 +182,13 @@ async def search(request: Request, name: str) -> Response:
     summary="Several single-vector searches, each on its own index, in one request.",
     openapi_extra=request_body_schema(MultiSearchRequest),
 )
-async def search_indexes(request: Request) -> Response:
+async def search_indexes(
+    request: Request, vectors: Annotated[VectorService, Depends(vector_service)]
+) -> Response:
     """`results` holds one list of hits per search, in order. Each search is checked as
     `/indexes/{name}/search` would check it, and any failure answers for the whole request
     (404 unknown index, 422 wrong dimension or `k`…) — except an absent index of a search
     with `missing_ok`, which answers no hits. At most 16 searches."""
     body = await parse_json_body(request, MultiSearchRequest)
-    results = await run_in_threadpool(_vectors(request).search_indexes, body)
-    return JsonResponse({"results": [_hits(row) for row in results]})
+    results = await run_in_threadpool(vectors.search_indexes, body)
+    return JsonResponse({"results": results})

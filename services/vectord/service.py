@@ -9,6 +9,7 @@ import secrets
 import shutil
 import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from lakehouse_common.config import VectorSettings
 from lakehouse_common.contracts.vectors import (
     CreateIndexRequest,
+    Hit,
     IndexInfo,
     IndexSummary,
     MultiSearchRequest,
@@ -26,7 +28,7 @@ from lakehouse_common.durable import fsync_dir
 from lakehouse_common.errors import Conflict, NotFound, UnprocessableEntity
 from lakehouse_common.logging import get_logger
 from services.vectord.durable import PARAMS_FILE, TMP_SUFFIX, DurableIndex
-from services.vectord.index import Hit, IndexParams, Tuning
+from services.vectord.index import IndexParams, Tuning
 
 log = get_logger("lakehouse.vectord")
 
@@ -160,18 +162,10 @@ class VectorService:
         return self.index(name).index.list_items(after=after, limit=limit, filter=filter)
 
     def search(self, name: str, req: SearchRequest) -> list[list[Hit]]:
-        durable = self.index(name)
-        if req.k > self.settings.max_k:
-            raise UnprocessableEntity(
-                f"k={req.k} is above the limit of {self.settings.max_k} (vector.max_k)",
-                details={"field": "k", "limit": self.settings.max_k},
-            )
+        """`POST /indexes/{name}/search`: one list of hits per query vector."""
         rows = [req.vector] if req.vector is not None else req.vectors
         assert rows is not None
-        queries = durable.index.prepare_queries(rows)
-        return durable.index.search(
-            queries, req.k, ef=req.ef, filter=req.filter, exclude_ids=req.exclude_ids
-        )
+        return self._search(name, rows, req.k, req.ef, req.filter, req.exclude_ids)
 
     def search_indexes(self, req: MultiSearchRequest) -> list[list[Hit]]:
         """`POST /v1/vectors/search`: each search as its per-index form; an absent index of a
@@ -182,8 +176,30 @@ class VectorService:
                 validate_index_name(one.index)
                 out.append([])
             else:
-                out.append(self.search(one.index, one.as_search())[0])
+                # The parsed fields as they are: the vector was validated once, by the parse.
+                hits = self._search(
+                    one.index, [one.vector], one.k, one.ef, one.filter, one.exclude_ids
+                )
+                out.append(hits[0])
         return out
+
+    def _search(
+        self,
+        name: str,
+        rows: Sequence[Sequence[float]],
+        k: int,
+        ef: int | None,
+        filter: dict[str, Any] | None,
+        exclude_ids: list[str],
+    ) -> list[list[Hit]]:
+        durable = self.index(name)
+        if k > self.settings.max_k:
+            raise UnprocessableEntity(
+                f"k={k} is above the limit of {self.settings.max_k} (vector.max_k)",
+                details={"field": "k", "limit": self.settings.max_k},
+            )
+        queries = durable.index.prepare_queries(rows)
+        return durable.index.search(queries, k, ef=ef, filter=filter, exclude_ids=exclude_ids)
 
     # ----------------------------------------------------------------- snapshots
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lakehouse_common.contracts.matrix import playbook_id
-from lakehouse_common.contracts.vectors import SearchHit, metadata_matches
+from lakehouse_common.contracts.vectors import Hit, metadata_matches
 from lakehouse_common.errors import InvalidInput
 from lakehouse_common.text import normalise
 from services.matrixd.playbooks import Approval, boost_factor, strongest_per_answer
@@ -18,11 +18,11 @@ from services.matrixd.ranking import Candidate, cosine_distances, rerank
 from services.matrixd.sql_filter import check_sql_filter, evidence_sql
 
 
-def hit(id: str, distance: float, **metadata: Any) -> SearchHit:
-    return SearchHit(id=id, distance=distance, metadata=metadata)
+def hit(id: str, distance: float, **metadata: Any) -> Hit:
+    return Hit(id, distance, metadata)
 
 
-def recording(pid: str, query_distance: float, answer: str, score: float) -> SearchHit:
+def recording(pid: str, query_distance: float, answer: str, score: float) -> Hit:
     return hit(pid, query_distance, answer_id=answer, score=score)
 
 

@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from lakehouse_common.contracts.vectors import IndexSearch, VectorClient
+from lakehouse_common.contracts.vectors import Hit, IndexQuery, VectorClient
 from lakehouse_common.errors import NotFound
 from lakehouse_common.http import HttpClient
 from tests.conftest import LiveStack
@@ -558,14 +558,16 @@ class TestVectorClient:
             assert (await client.create_index(name, DIM)).name == name
             added = await client.add(name, make_items(["a", "b", "c", "d"], rows))
             assert added.added == 4
-            hits = await client.search(name, rows[2].tolist(), k=2, exclude_ids=["a"])
+            hits = await client.search(name, rows[2], k=2, exclude_ids=["a"])
             assert hits[0].id == "c"
+            assert hits[0] == Hit("c", hits[0].distance, {"n": 2})
+            assert hits[0].distance == pytest.approx(0.0, abs=1e-6)
             many = await client.search_many(name, [rows[0].tolist(), rows[1].tolist()], k=1)
             assert [row[0].id for row in many] == ["a", "b"]
             both = await client.search_indexes(
                 [
-                    IndexSearch(index=name, vector=rows[3].tolist(), k=1),
-                    IndexSearch(index="absent", vector=rows[3].tolist(), missing_ok=True),
+                    IndexQuery(index=name, vector=rows[3], k=1),
+                    IndexQuery(index="absent", vector=rows[3].tolist(), missing_ok=True),
                 ]
             )
             assert [[h.id for h in row] for row in both] == [["d"], []]
