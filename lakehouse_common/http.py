@@ -32,8 +32,13 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 class HttpClient:
     """One pooled aiohttp session; open it in a lifespan, close it on the way out."""
 
-    def __init__(self, settings: ClientSettings | None = None) -> None:
+    def __init__(
+        self, settings: ClientSettings | None = None, *, headers: Mapping[str, str] | None = None
+    ) -> None:
         self.settings = settings or ClientSettings()
+        # Sent with every request (a call's own headers win): the tooling's bearer token when
+        # it calls through a gateway that requires one (issue 15).
+        self.headers: dict[str, str] = dict(headers or {})
         self._session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
@@ -74,6 +79,11 @@ class HttpClient:
         return ServiceClient(self, daemon, base_url)
 
 
+def bearer(token: str | None) -> dict[str, str]:
+    """The `Authorization` header carrying `token` (none without a token)."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def trace_headers(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     headers = dict(extra or {})
     trace_id = current_trace_id.get()
@@ -112,7 +122,7 @@ class ServiceClient:
         """
         url = f"{self.base_url}{path}"
         body = orjson.dumps(json, option=orjson.OPT_SERIALIZE_NUMPY) if json is not None else data
-        hdrs = trace_headers(headers)
+        hdrs = trace_headers({**self.http.headers, **(headers or {})})
         if json is not None:
             hdrs.setdefault("Content-Type", "application/json")
         timeout = aiohttp.ClientTimeout(sock_read=timeout_s) if timeout_s else None
@@ -176,4 +186,11 @@ def decode_answer(daemon: str, status: int, payload: bytes, what: str) -> Any:
     return decoded
 
 
-__all__ = ["HttpClient", "LakehouseError", "ServiceClient", "decode_answer", "trace_headers"]
+__all__ = [
+    "HttpClient",
+    "LakehouseError",
+    "ServiceClient",
+    "bearer",
+    "decode_answer",
+    "trace_headers",
+]
