@@ -48,6 +48,11 @@ MAX_STEPS: Final = 100
 _STEP_NAME: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
+def pathway_path(pathway_id: str) -> str:
+    """`GET` one pathway."""
+    return f"{PATHWAYS}/{pathway_id}"
+
+
 def normalize_role(role: str) -> str:
     """The role gate's comparison key: case- and whitespace-insensitive."""
     return " ".join(role.split()).casefold()
@@ -179,7 +184,7 @@ class PathwayClient:
         )
 
     async def get(self, pathway_id: str) -> PathwayRecord:
-        data = await self.client.call_json("GET", f"{PATHWAYS}/{pathway_id}")
+        data = await self.client.call_json("GET", pathway_path(pathway_id))
         return PathwayRecord.model_validate(data)
 
     async def list_pathways(self, role: str | None = None, limit: int | None = None) -> PathwayList:
