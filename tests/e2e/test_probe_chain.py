@@ -9,15 +9,17 @@ makes it, against an echo provider).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from lakehouse_common.cli import app
-from lakehouse_common.ops.probes import Probe, Tally
+from lakehouse_common.ops.probes import Probe, Tally, parity
 from lakehouse_common.ops.probes.smoke import run_smokes
 from lakehouse_common.ops.probes.story import run_story
+from lakehouse_common.ops.stack import ephemeral_config
 from lakehouse_common.topology import DAEMON_NAMES
 from tests.conftest import LiveStack
 
@@ -102,3 +104,21 @@ class TestThroughTheTypedClients:
         refused = CliRunner().invoke(app, ["demo", "story", *config], env={})
         assert refused.exit_code == 1
         assert "demo failed: HTTP 401 unauthorized" in refused.stderr
+
+    @pytest.mark.parametrize("run", [parity.validator_parity, parity.embed_parity])
+    def test_parity_probes_pass_with_the_token(
+        self, stack: LiveStack, run: Callable[[Probe, str | None, str | None], None]
+    ) -> None:
+        probe, tally, lines = _probe(stack, TOKEN)
+        with probe:
+            run(probe, None, None)
+        out = "\n".join(lines)
+        assert tally.failed == 0 and tally.passed > 0, out
+        assert "live: POST /v1/validate" in out or "live: /v1/embed" in out
+
+
+def test_demo_story_to_an_unreachable_gateway(tmp_path: Path) -> None:
+    config, _ = ephemeral_config(tmp_path)  # nothing runs on its ports
+    told = CliRunner().invoke(app, ["demo", "story", "--config", str(config)])
+    assert told.exit_code == 1
+    assert "demo failed: the gateway is not reachable: gateway is unreachable at" in told.stderr
