@@ -9,7 +9,9 @@ makes it, against an echo provider).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from lakehouse_common.cli import app
 from lakehouse_common.ops.probes import Probe, Tally, parity
 from lakehouse_common.ops.probes.smoke import run_smokes
 from lakehouse_common.ops.probes.story import run_story
+from lakehouse_common.ops.scenario_mix import HarnessError, MixConfig, run_mix
 from lakehouse_common.ops.stack import ephemeral_config
 from lakehouse_common.topology import DAEMON_NAMES
 from tests.conftest import LiveStack
@@ -115,6 +118,21 @@ class TestThroughTheTypedClients:
         out = "\n".join(lines)
         assert tally.failed == 0 and tally.passed > 0, out
         assert "live: POST /v1/validate" in out or "live: /v1/embed" in out
+
+    def test_multitier_mix_carries_the_token(self, stack: LiveStack) -> None:
+        config = MixConfig(
+            gateway=stack.url("gateway"),
+            concurrency=2,
+            duration_s=300,
+            max_scenarios=20,
+            workers=WORKERS,
+            queries=10,
+            token=TOKEN,
+        )
+        report = asyncio.run(run_mix(config))
+        assert report.total == 20 and report.failures == 0, report.table()
+        with pytest.raises(HarnessError, match="HTTP 401 unauthorized"):
+            asyncio.run(run_mix(replace(config, token=None)))
 
 
 def test_demo_story_to_an_unreachable_gateway(tmp_path: Path) -> None:
