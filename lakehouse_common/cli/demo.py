@@ -25,7 +25,6 @@ from typing import Annotated
 import httpx
 import typer
 
-from lakehouse_common.cli.gateway import gateway_clients, refusal, unreachable
 from lakehouse_common.cli.ingest import DEFAULT_METADATA, DEFAULT_TEMPLATE, ingest
 from lakehouse_common.cli.options import ConfigOption, TokenOption
 from lakehouse_common.config import ConfigError, LakehouseSettings, load_settings
@@ -34,6 +33,7 @@ from lakehouse_common.contracts import matrix as matrix_contract
 from lakehouse_common.contracts.matrix import MatrixClient, SearchResponse
 from lakehouse_common.errors import LakehouseError
 from lakehouse_common.http import bearer
+from lakehouse_common.ops.gateway import gateway_clients, refusal, unreachable
 from lakehouse_common.ops.roster import DEFAULT_SEED, write_roster
 
 demo_app = typer.Typer(

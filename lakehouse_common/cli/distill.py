@@ -40,7 +40,6 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from lakehouse_common.cli.gateway import gateway_clients, refusal, unreachable
 from lakehouse_common.cli.options import ConfigOption, GatewayOption, TokenOption
 from lakehouse_common.config import ConfigError, LakehouseSettings, load_settings
 from lakehouse_common.contracts.observe import ObserveResponse
@@ -71,6 +70,7 @@ from lakehouse_common.distill.run import git_commit, run_pipeline
 from lakehouse_common.distill.score import score
 from lakehouse_common.distill.stage import DistillError, StageResult
 from lakehouse_common.errors import LakehouseError
+from lakehouse_common.ops.gateway import gateway_clients, refusal, unreachable
 
 __all__ = ["distill_app"]
 

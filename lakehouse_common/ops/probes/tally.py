@@ -23,6 +23,7 @@ from lakehouse_common.config import ClientSettings, LakehouseSettings
 from lakehouse_common.contracts.clients import Clients
 from lakehouse_common.errors import LakehouseError
 from lakehouse_common.http import HttpClient, bearer
+from lakehouse_common.ops.gateway import refusal, unreachable
 from lakehouse_common.tracing import TRACE_HEADER, current_trace_id
 
 __all__ = ["Probe", "ProbeAborted", "Tally", "envelope_problem", "snippet"]
@@ -198,7 +199,8 @@ class Probe:
         try:
             answer = self._loop.run(traced())
         except LakehouseError as exc:
-            self.tally.check(False, what, f"HTTP {exc.status} {exc.code}: {_short(exc.message)}")
+            detail = f"{exc.code}: {exc.message}" if unreachable(exc) else refusal(exc)
+            self.tally.check(False, what, _short(detail))
             raise ProbeAborted(what) from exc
         except pydantic.ValidationError as exc:
             self.tally.check(False, what, f"outside the contract: {_short(str(exc))}")

@@ -1,8 +1,9 @@
-"""The CLI's typed clients through the gateway (issue 15: one path per wire format).
+"""The tooling's typed clients through the gateway (issue 15: one path per wire format).
 
 A command opens :func:`gateway_clients` (one aiohttp pool, the bearer token on every call) and
 calls the daemons through `lakehouse_common.contracts`; :func:`unreachable` tells a gateway that
 could not be reached (a transport failure) from an error answer, which :func:`refusal` words.
+The CLI and the probes report failures with these two.
 """
 
 from __future__ import annotations
