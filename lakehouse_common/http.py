@@ -33,8 +33,13 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 class HttpClient:
     """One pooled aiohttp session; open it in a lifespan, close it on the way out."""
 
-    def __init__(self, settings: ClientSettings | None = None) -> None:
+    def __init__(
+        self, settings: ClientSettings | None = None, *, headers: Mapping[str, str] | None = None
+    ) -> None:
         self.settings = settings or ClientSettings()
+        # Sent with every request (a call's own headers win): the tooling's bearer token when
+        # it calls through a gateway that requires one (issue 15).
+        self.headers: dict[str, str] = dict(headers or {})
         self._session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
@@ -108,6 +113,11 @@ def upstream_failures(
         raise UpstreamUnavailable(failed(exc), details=details) from exc
 
 
+def bearer(token: str | None) -> dict[str, str]:
+    """The `Authorization` header carrying `token` (none without a token)."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def trace_headers(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     headers = dict(extra or {})
     trace_id = current_trace_id.get()
@@ -146,7 +156,7 @@ class ServiceClient:
         """
         url = f"{self.base_url}{path}"
         body = orjson.dumps(json, option=orjson.OPT_SERIALIZE_NUMPY) if json is not None else data
-        hdrs = trace_headers(headers)
+        hdrs = trace_headers({**self.http.headers, **(headers or {})})
         if json is not None:
             hdrs.setdefault("Content-Type", "application/json")
         timeout = aiohttp.ClientTimeout(sock_read=timeout_s) if timeout_s else None
@@ -208,6 +218,7 @@ __all__ = [
     "HttpClient",
     "LakehouseError",
     "ServiceClient",
+    "bearer",
     "decode_answer",
     "trace_headers",
     "upstream_failures",

@@ -10,14 +10,17 @@
   forklift recording) and an ``exclude_ids`` swap. Each step checks what it shows and the command
   exits 1 if the system does not behave as told, so the story doubles as a smoke test.
 
-A CLI is a cold path: plain httpx, like ``lakehouse ingest``.
+A CLI is a cold path: the load's checks use plain httpx, like ``lakehouse ingest``; the story
+talks to matrixd through its typed client (``lakehouse_common.contracts.matrix``), as the
+``lakehouse probe story`` step that tells it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 import typer
@@ -25,6 +28,12 @@ import typer
 from lakehouse_common.cli.ingest import DEFAULT_METADATA, DEFAULT_TEMPLATE, ingest
 from lakehouse_common.cli.options import ConfigOption, TokenOption
 from lakehouse_common.config import ConfigError, LakehouseSettings, load_settings
+from lakehouse_common.contracts import catalog, query, vectors
+from lakehouse_common.contracts import matrix as matrix_contract
+from lakehouse_common.contracts.matrix import MatrixClient, SearchResponse
+from lakehouse_common.errors import LakehouseError
+from lakehouse_common.http import bearer
+from lakehouse_common.ops.gateway import gateway_clients, refusal, unreachable
 from lakehouse_common.ops.roster import DEFAULT_SEED, write_roster
 
 demo_app = typer.Typer(
@@ -54,14 +63,13 @@ def _settings(config: Path | None) -> LakehouseSettings:
 
 
 def _client(settings: LakehouseSettings, token: str | None) -> httpx.Client:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.Client(base_url=settings.url_of("gateway"), headers=headers, timeout=120)
+    return httpx.Client(base_url=settings.url_of("gateway"), headers=bearer(token), timeout=120)
 
 
 def _loaded(client: httpx.Client, roster_name: str, rows: int) -> bool:
     """Whether `workers` is already this roster file, fully indexed."""
-    dataset = client.get(f"/v1/catalog/datasets/{DATASET}")
-    index = client.get(f"/v1/vectors/indexes/{INDEX}")
+    dataset = client.get(catalog.dataset_path(DATASET))
+    index = client.get(vectors.index_path(INDEX))
     if dataset.status_code != 200 or index.status_code != 200:
         return False
     latest = dataset.json()["latest"]
@@ -85,16 +93,17 @@ def example_calls(gateway: str) -> str:
         "answer_id": "<an id from the search>",
         "score": 1.0,
     }
-    query = {"sql": "SELECT state, count(*) AS n FROM workers GROUP BY state ORDER BY n DESC"}
-    lines = [
-        "Try it (or run scripts/demo.sh for the whole story):",
-        f"  curl -s {gateway}/v1/matrix/search -H 'content-type: application/json' \\",
-        f"       -d '{json.dumps(search)}'",
-        f"  curl -s {gateway}/v1/matrix/playbooks/record -H 'content-type: application/json' \\",
-        f"       -d '{json.dumps(record)}'",
-        f"  curl -s {gateway}/v1/query -H 'content-type: application/json' \\",
-        f"       -d '{json.dumps(query)}'",
-    ]
+    sql = {"sql": "SELECT state, count(*) AS n FROM workers GROUP BY state ORDER BY n DESC"}
+    lines = ["Try it (or run scripts/demo.sh for the whole story):"]
+    for path, body in (
+        (matrix_contract.SEARCH, search),
+        (matrix_contract.RECORD, record),
+        (query.QUERY, sql),
+    ):
+        lines += [
+            f"  curl -s {gateway}{path} -H 'content-type: application/json' \\",
+            f"       -d '{json.dumps(body)}'",
+        ]
     return "\n".join(lines)
 
 
@@ -146,25 +155,13 @@ def load(
     typer.echo(example_calls(settings.url_of("gateway")))
 
 
-def _post(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    resp = client.post(path, json=body)
-    if resp.status_code >= 400:
-        raise DemoFailed(f"POST {path} → HTTP {resp.status_code}: {resp.text[:300]}")
-    answer: dict[str, Any] = resp.json()
-    return answer
-
-
-def _search(client: httpx.Client, **body: Any) -> dict[str, Any]:
-    return _post(client, "/v1/matrix/search", body)
-
-
-def _show(title: str, answer: dict[str, Any]) -> None:
-    typer.echo(f"\n{title}  (boosted={answer['boosted']}, injected={answer['injected']})")
-    for hit in answer["results"]:
-        meta = hit.get("metadata") or {}
-        flags = ("boosted " if hit["boosted"] else "") + ("injected" if hit["injected"] else "")
+def _show(title: str, answer: SearchResponse) -> None:
+    typer.echo(f"\n{title}  (boosted={answer.boosted}, injected={answer.injected})")
+    for hit in answer.results:
+        meta = hit.metadata
+        flags = ("boosted " if hit.boosted else "") + ("injected" if hit.injected else "")
         typer.echo(
-            f"  {hit['rank']:>2}. {hit['id']:<9} distance {hit['distance']:.6f}  "
+            f"  {hit.rank:>2}. {hit.id:<9} distance {hit.distance:.6f}  "
             f"{meta.get('role', '')}, {meta.get('city', '')} {meta.get('state', '')}  {flags}"
         )
 
@@ -175,70 +172,77 @@ def _check(ok: bool, what: str) -> None:
         raise DemoFailed(what)
 
 
-def _forget_demo_recordings(client: httpx.Client) -> None:
+async def _forget_demo_recordings(matrix: MatrixClient) -> None:
     """Delete this story's own earlier recordings, so every run starts cold."""
-    resp = client.get("/v1/matrix/playbooks", params={"role": FORKLIFT_ROLE})
-    if resp.status_code != 200:
-        raise DemoFailed(f"listing playbooks → HTTP {resp.status_code}: {resp.text[:300]}")
-    for playbook in resp.json()["playbooks"]:
-        if playbook["query_text"] == FORKLIFT_QUERY:
-            client.delete(f"/v1/matrix/playbooks/{playbook['playbook_id']}").raise_for_status()
+    listing = await matrix.list_playbooks(role=FORKLIFT_ROLE)
+    for playbook in listing.playbooks:
+        if playbook.query_text == FORKLIFT_QUERY:
+            await matrix.delete_playbook(playbook.playbook_id)
 
 
-def tell_story(client: httpx.Client) -> None:
-    _forget_demo_recordings(client)
-    search = {"query_text": FORKLIFT_QUERY, "query_role": FORKLIFT_ROLE, "k": 5}
-    cold = _search(client, **search, use_playbook=True)
+async def tell_story(matrix: MatrixClient) -> None:
+    """The story through matrixd's typed client: `DemoFailed` when a step misbehaves or is
+    refused; a transport failure (:func:`unreachable`) propagates as it is."""
+    try:
+        await _tell_story(matrix)
+    except LakehouseError as exc:
+        if unreachable(exc):
+            raise
+        raise DemoFailed(refusal(exc)) from exc
+
+
+async def _tell_story(matrix: MatrixClient) -> None:
+    await _forget_demo_recordings(matrix)
+    cold = await matrix.search(FORKLIFT_QUERY, query_role=FORKLIFT_ROLE, k=5, use_playbook=True)
     _show(f"1. Cold search: {FORKLIFT_QUERY!r} (query_role {FORKLIFT_ROLE!r})", cold)
-    _check(cold["boosted"] == 0 and cold["injected"] == 0, "no playbook applies yet")
-    top = cold["results"][0]
+    _check(cold.boosted == 0 and cold.injected == 0, "no playbook applies yet")
+    top = cold.results[0]
 
-    recorded = _post(
-        client,
-        "/v1/matrix/playbooks/record",
-        {"query_text": FORKLIFT_QUERY, "role": FORKLIFT_ROLE, "answer_id": top["id"], "score": 1.0},
-    )
+    recorded = await matrix.record_playbook(FORKLIFT_QUERY, FORKLIFT_ROLE, top.id, 1.0)
     typer.echo(
-        f"\n2. The coordinator approves {top['id']}: recorded as {recorded['playbook_id']}, "
-        "score 1.0"
+        f"\n2. The coordinator approves {top.id}: recorded as {recorded.playbook_id}, score 1.0"
     )
 
-    warm = _search(client, **search, use_playbook=True)
+    warm = await matrix.search(FORKLIFT_QUERY, query_role=FORKLIFT_ROLE, k=5, use_playbook=True)
     _show("3. Warm search, same query", warm)
-    hit = next((h for h in warm["results"] if h["id"] == top["id"]), None)
-    _check(hit is not None and hit["boosted"], f"{top['id']} is boosted")
+    hit = next((h for h in warm.results if h.id == top.id), None)
+    _check(hit is not None and hit.boosted, f"{top.id} is boosted")
     assert hit is not None
     typer.echo(
-        f"  cold distance {top['distance']:.6f} → warm distance {hit['distance']:.6f} "
-        f"(× {hit['distance'] / top['distance']:.6f})"
+        f"  cold distance {top.distance:.6f} → warm distance {hit.distance:.6f} "
+        f"(× {hit.distance / top.distance:.6f})"
     )
-    _check(abs(hit["distance"] - top["distance"] / 2) <= TOLERANCE, "the distance is halved")
+    _check(abs(hit.distance - top.distance / 2) <= TOLERANCE, "the distance is halved")
 
-    cnc = _search(client, query_text=CNC_QUERY, query_role=CNC_ROLE, k=5, use_playbook=True)
+    cnc = await matrix.search(CNC_QUERY, query_role=CNC_ROLE, k=5, use_playbook=True)
     _show(f"4. Another role: {CNC_QUERY!r} (query_role {CNC_ROLE!r})", cnc)
     _check(
-        cnc["boosted"] == 0 and cnc["injected"] == 0,
+        cnc.boosted == 0 and cnc.injected == 0,
         "the forklift recording does not touch a CNC query (role gate)",
     )
 
-    first = [h["id"] for h in cold["results"]]
-    swapped = _search(client, **search, exclude_ids=first)
+    first = [h.id for h in cold.results]
+    swapped = await matrix.search(FORKLIFT_QUERY, query_role=FORKLIFT_ROLE, k=5, exclude_ids=first)
     _show(f"5. Profile swap: the same search excluding {', '.join(first)}", swapped)
-    overlap = set(first) & {h["id"] for h in swapped["results"]}
-    _check(not overlap and len(swapped["results"]) > 0, "no overlap with the excluded ids")
+    overlap = set(first) & {h.id for h in swapped.results}
+    _check(not overlap and len(swapped.results) > 0, "no overlap with the excluded ids")
+
+
+async def _story_via(gateway: str, token: str | None) -> None:
+    async with gateway_clients(gateway, token) as clients:
+        await tell_story(clients.matrix())
 
 
 @demo_app.command("story")
 def story(config: ConfigOption = None, token: TokenOption = None) -> None:
     """Tell the learning story through the gateway; exit 1 if any step misbehaves."""
     settings = _settings(config)
-    with _client(settings, token) as client:
-        try:
-            tell_story(client)
-        except DemoFailed as exc:
-            typer.echo(f"\ndemo failed: {exc}", err=True)
-            raise typer.Exit(1) from None
-        except httpx.TransportError as exc:
-            typer.echo(f"\ndemo failed: the gateway is not reachable: {exc}", err=True)
-            raise typer.Exit(1) from None
+    try:
+        asyncio.run(_story_via(settings.url_of("gateway"), token))
+    except DemoFailed as exc:
+        typer.echo(f"\ndemo failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except LakehouseError as exc:  # only a transport failure gets here (tell_story)
+        typer.echo(f"\ndemo failed: the gateway is not reachable: {exc.message}", err=True)
+        raise typer.Exit(1) from None
     typer.echo("\nThe story holds: playbooks teach the search, and only for their own role.")

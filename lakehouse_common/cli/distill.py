@@ -21,6 +21,7 @@ reached; 2 bad input (config, missing or stale files, bad options).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +42,7 @@ from rich.progress import (
 
 from lakehouse_common.cli.options import ConfigOption, GatewayOption, TokenOption
 from lakehouse_common.config import ConfigError, LakehouseSettings, load_settings
+from lakehouse_common.contracts.observe import ObserveResponse
 from lakehouse_common.distill.audit_full import (
     AuditReport,
     append_baseline,
@@ -67,6 +69,8 @@ from lakehouse_common.distill.replay import (
 from lakehouse_common.distill.run import git_commit, run_pipeline
 from lakehouse_common.distill.score import score
 from lakehouse_common.distill.stage import DistillError, StageResult
+from lakehouse_common.errors import LakehouseError
+from lakehouse_common.ops.gateway import gateway_clients, refusal, unreachable
 
 __all__ = ["distill_app"]
 
@@ -463,13 +467,18 @@ def feedback_command(
     except ValueError as exc:
         raise _fail(f"bad feedback: {exc}", EXIT_BAD_INPUT) from None
     settings = _settings(config)
-    body = {"event": feedback.event(), "daemon": DAEMON}
-    with _gateway(settings, gateway, token, 30.0) as client:
-        try:
-            resp = client.post(f"/v1/observe/{FEEDBACK_STREAM}", json=body)
-        except httpx.HTTPError as exc:
-            raise _fail(f"the gateway is not reachable: {exc}", EXIT_FAILED) from None
-    if resp.status_code != 200:
-        raise _fail(f"observerd refused: HTTP {resp.status_code}: {resp.text[:300]}", EXIT_FAILED)
-    answer = resp.json()
-    typer.echo(f"feedback recorded: {FEEDBACK_STREAM} line {answer['first_line']}")
+    url = gateway or settings.url_of("gateway")
+
+    async def record() -> ObserveResponse:
+        async with gateway_clients(url, token, timeout_s=30.0) as clients:
+            return await clients.observe().append(
+                FEEDBACK_STREAM, [feedback.event()], daemon=DAEMON
+            )
+
+    try:
+        answer = asyncio.run(record())
+    except LakehouseError as exc:
+        if unreachable(exc):
+            raise _fail(f"the gateway is not reachable: {exc.message}", EXIT_FAILED) from None
+        raise _fail(f"observerd refused: {refusal(exc)}", EXIT_FAILED) from None
+    typer.echo(f"feedback recorded: {FEEDBACK_STREAM} line {answer.first_line}")

@@ -51,8 +51,10 @@ from lakehouse_common.contracts.ingest import (
     IngestFormat,
     IngestMode,
     format_of_filename,
+    index_job_path,
     ingest_params,
     ingest_path,
+    job_path,
 )
 from lakehouse_common.errors import InvalidInput
 
@@ -265,7 +267,8 @@ def ingest(
     """Ingest a CSV, JSONL or Parquet file as the next version of a dataset (via the gateway)."""
     fmt, ingest_mode = _check_input(file, dataset, format, mode)
     needed = [name.strip() for name in (required or "").split(",") if name.strip()]
-    url = _gateway_url(gateway, config) + ingest_path(dataset)
+    base = _gateway_url(gateway, config)
+    url = base + ingest_path(dataset)
     params = ingest_params(format=fmt, mode=ingest_mode, required=needed, filename=file.name)
     headers = {"Content-Type": MEDIA_TYPE_OF_FORMAT[fmt]}
     if token:
@@ -300,17 +303,18 @@ def ingest(
             metadata_columns=[c.strip() for c in metadata.split(",") if c.strip()],
             version=manifest.version,
         )
-        _run_index_job(url, request, headers, timeout)
+        _run_index_job(base, dataset, request, headers, timeout)
 
 
 def _run_index_job(
-    ingest_url: str, request: IndexJobRequest, headers: dict[str, str], timeout: float
+    base: str, dataset: str, request: IndexJobRequest, headers: dict[str, str], timeout: float
 ) -> None:
     """Start the index job and follow it with a live bar until it ends; exit 1 if it fails."""
     auth = {k: v for k, v in headers.items() if k == "Authorization"}
-    base = ingest_url.rsplit("/v1/ingest/", 1)[0]
     with httpx.Client(timeout=httpx.Timeout(timeout, connect=10.0), headers=auth) as client:
-        resp = client.post(f"{ingest_url}/index", json=request.model_dump(exclude_none=True))
+        resp = client.post(
+            base + index_job_path(dataset), json=request.model_dump(exclude_none=True)
+        )
         if resp.status_code >= 400:
             _print_error(resp)
             raise typer.Exit(EXIT_FAILED)
@@ -327,7 +331,7 @@ def _run_index_job(
             task = progress.add_task(f"indexing into {job.index}", total=job.total or 1)
             while job.state in ("queued", "running"):
                 time.sleep(0.5)
-                resp = client.get(f"{base}/v1/ingest/jobs/{job.id}")
+                resp = client.get(base + job_path(job.id))
                 if resp.status_code >= 400:
                     _print_error(resp)
                     raise typer.Exit(EXIT_FAILED)

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from lakehouse_common.cli.options import ConfigOption
 from lakehouse_common.config import ConfigError, LakehouseSettings, load_settings
+from lakehouse_common.contracts.gateway import HEALTH
 from lakehouse_common.ops.stack import StackError, stack_status, start_stack, stop_stack
 
 stack_app = typer.Typer(help="Start, stop and inspect the local stack.", no_args_is_help=True)
@@ -39,7 +40,7 @@ def start(
     gateway = settings.url_of("gateway")
     typer.echo("")
     typer.echo(f"gateway listening on {gateway}  (logs: {settings.data_dir / 'logs'})")
-    typer.echo(f"try:  curl -s {gateway}/v1/health")
+    typer.echo(f"try:  curl -s {gateway}{HEALTH}")
     typer.echo("stop:  make stop")
 
 

@@ -35,7 +35,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lakehouse_common.cli.options import ConfigOption, GatewayOption, TokenOption
 from lakehouse_common.config import ConfigError, load_settings
-from lakehouse_common.contracts.catalog import DatasetDetail, validate_dataset_name
+from lakehouse_common.contracts.catalog import DatasetDetail, dataset_path, validate_dataset_name
+from lakehouse_common.contracts.query import QUERY, QueryRequest
 from lakehouse_common.contracts.subjects import (
     DEFAULT_RETENTION_DAYS,
     MAX_BATCH,
@@ -43,8 +44,10 @@ from lakehouse_common.contracts.subjects import (
     SUBJECTS,
     SubjectBatchResult,
     subject_path,
+    verify_path,
 )
 from lakehouse_common.errors import InvalidInput
+from lakehouse_common.http import bearer
 
 __all__ = ["DEFAULT_PII", "subjects_app", "subject_id_for"]
 
@@ -99,8 +102,7 @@ def _client(gateway: str | None, token: str | None, config: Path | None) -> http
             base = load_settings(config).url_of("gateway")
         except ConfigError as exc:
             raise _Failed(str(exc), EXIT_BAD_INPUT) from None
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.Client(base_url=base, headers=headers, timeout=300.0)
+    return httpx.Client(base_url=base, headers=bearer(token), timeout=300.0)
 
 
 def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
@@ -136,16 +138,12 @@ def _row_keys(client: httpx.Client, dataset: str, key_column: str) -> Iterator[l
     after: str | None = None
     while True:
         where = "WHERE k > $1 " if after is not None else ""
-        body = _call(
-            client,
-            "POST",
-            "/v1/query",
-            json={
-                "sql": f"SELECT k FROM ({keys_sql}) {where}ORDER BY k LIMIT {PAGE_ROWS}",
-                "params": [after] if after is not None else [],
-                "limit": PAGE_ROWS,
-            },
+        request = QueryRequest(
+            sql=f"SELECT k FROM ({keys_sql}) {where}ORDER BY k LIMIT {PAGE_ROWS}",
+            params=[after] if after is not None else [],
+            limit=PAGE_ROWS,
         )
+        body = _call(client, "POST", QUERY, json=request.model_dump(exclude_defaults=True))
         keys = [row[0] for row in body["rows"]]
         if keys:
             yield keys
@@ -207,9 +205,7 @@ def sync(
     started = time.perf_counter()
     try:
         with _client(gateway, token, config) as client:
-            detail = DatasetDetail.model_validate(
-                _call(client, "GET", f"/v1/catalog/datasets/{dataset}")
-            )
+            detail = DatasetDetail.model_validate(_call(client, "GET", dataset_path(dataset)))
             columns = [f.name for f in detail.latest.schema_]
             if pii:
                 fields = sorted({name.strip() for name in pii.split(",") if name.strip()})
@@ -312,7 +308,7 @@ def show(
     try:
         with _client(gateway, token, config) as client:
             manifest = _call(client, "GET", subject_path(subject_id))
-            verification = _call(client, "GET", f"{subject_path(subject_id)}/audit/verify")
+            verification = _call(client, "GET", verify_path(subject_id))
     except _Failed as exc:
         raise _fail("show", exc) from None
     if as_json:

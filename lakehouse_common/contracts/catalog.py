@@ -46,6 +46,11 @@ def validate_dataset_name(name: str) -> str:
     return name
 
 
+def dataset_path(name: str) -> str:
+    """`GET` a dataset's detail (its latest manifest)."""
+    return f"{DATASETS}/{quote(name, safe='')}"
+
+
 def manifest_key(name: str, version: int) -> str:
     return f"{MANIFEST_PREFIX}{name}/v{version:06d}.json"
 
@@ -143,7 +148,7 @@ class CatalogClient:
     async def commit_version(self, name: str, commit: VersionCommit) -> DatasetManifest:
         data = await self.client.call_json(
             "POST",
-            f"{DATASETS}/{quote(name, safe='')}/versions",
+            f"{dataset_path(name)}/versions",
             json=commit.model_dump(mode="json", by_alias=True),
         )
         return DatasetManifest.model_validate(data)
@@ -152,15 +157,13 @@ class CatalogClient:
         return DatasetList.model_validate(await self.client.call_json("GET", DATASETS))
 
     async def get_dataset(self, name: str) -> DatasetDetail:
-        data = await self.client.call_json("GET", f"{DATASETS}/{quote(name, safe='')}")
+        data = await self.client.call_json("GET", dataset_path(name))
         return DatasetDetail.model_validate(data)
 
     async def get_version(self, name: str, version: int) -> DatasetManifest:
-        data = await self.client.call_json(
-            "GET", f"{DATASETS}/{quote(name, safe='')}/versions/{version}"
-        )
+        data = await self.client.call_json("GET", f"{dataset_path(name)}/versions/{version}")
         return DatasetManifest.model_validate(data)
 
     async def history(self, name: str) -> VersionHistory:
-        data = await self.client.call_json("GET", f"{DATASETS}/{quote(name, safe='')}/versions")
+        data = await self.client.call_json("GET", f"{dataset_path(name)}/versions")
         return VersionHistory.model_validate(data)

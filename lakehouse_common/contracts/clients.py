@@ -28,11 +28,18 @@ __all__ = ["Clients"]
 
 
 class Clients:
-    """Typed clients over `http`; `url_of(daemon)` says where each daemon answers."""
+    """Typed clients over `http`; `url_of(daemon)` says where each daemon answers and
+    `name_of(daemon)` what a transport error names (the daemon itself by default)."""
 
-    def __init__(self, http: HttpClient, url_of: Callable[[str], str]) -> None:
+    def __init__(
+        self,
+        http: HttpClient,
+        url_of: Callable[[str], str],
+        name_of: Callable[[str], str] | None = None,
+    ) -> None:
         self.http = http
         self._url_of = url_of
+        self._name_of = name_of or (lambda daemon: daemon)
 
     @classmethod
     def direct(cls, http: HttpClient, settings: LakehouseSettings) -> Clients:
@@ -41,12 +48,13 @@ class Clients:
 
     @classmethod
     def via_gateway(cls, http: HttpClient, gateway_url: str) -> Clients:
-        """Every area through the gateway (tooling, tests of the public surface)."""
-        return cls(http, lambda _daemon: gateway_url)
+        """Every area through the gateway (tooling, tests of the public surface). A failed
+        connection names the gateway: that is what could not be reached."""
+        return cls(http, lambda _daemon: gateway_url, lambda _daemon: "gateway")
 
     def service(self, daemon: str) -> ServiceClient:
         """The untyped JSON client of one daemon (for calls no typed client makes)."""
-        return self.http.client_for(daemon, self._url_of(daemon))
+        return self.http.client_for(self._name_of(daemon), self._url_of(daemon))
 
     def storage(self) -> StorageClient:
         return StorageClient(self.service("storaged"))

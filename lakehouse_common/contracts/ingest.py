@@ -38,6 +38,7 @@ from lakehouse_common.http import ServiceClient, decode_answer
 
 AREA = "ingest"
 INGEST = "/v1/ingest"
+JOBS = f"{INGEST}/jobs"
 
 IngestFormat = Literal["csv", "jsonl", "parquet"]
 IngestMode = Literal["replace", "append"]
@@ -93,6 +94,16 @@ def format_of_filename(name: str | None) -> IngestFormat | None:
 
 def ingest_path(dataset: str) -> str:
     return f"{INGEST}/{quote(dataset, safe='')}"
+
+
+def index_job_path(dataset: str) -> str:
+    """`POST` an `IndexJobRequest`: start indexing the dataset."""
+    return f"{ingest_path(dataset)}/index"
+
+
+def job_path(job_id: str) -> str:
+    """`GET` one index job (`GET JOBS` lists them)."""
+    return f"{JOBS}/{quote(job_id, safe='')}"
 
 
 def ingest_params(
@@ -279,11 +290,11 @@ class IngestClient:
     async def start_index_job(self, dataset: str, request: IndexJobRequest) -> IndexJob:
         data = await self.client.call_json(
             "POST",
-            f"{ingest_path(dataset)}/index",
+            index_job_path(dataset),
             json=request.model_dump(mode="json", exclude_none=True),
         )
         return IndexJob.model_validate(data)
 
     async def get_job(self, job_id: str) -> IndexJob:
-        data = await self.client.call_json("GET", f"{INGEST}/jobs/{quote(job_id, safe='')}")
+        data = await self.client.call_json("GET", job_path(job_id))
         return IndexJob.model_validate(data)

@@ -60,6 +60,16 @@ class UnknownStream(InvalidInput):
 ERROR_CODES.setdefault(UnknownStream.code, UnknownStream)
 
 
+def stream_path(stream: str) -> str:
+    """`POST` appends to `stream`."""
+    return f"{OBSERVE}/{stream}"
+
+
+def observations_path(stream: str) -> str:
+    """`GET` reads a page of `stream` (`?since=&limit=`)."""
+    return f"{OBSERVATIONS}/{stream}"
+
+
 def validate_stream_name(name: str) -> str:
     """`name` when it is a valid stream name, else `InvalidInput` (400)."""
     if not STREAM_NAME.fullmatch(name):
@@ -184,14 +194,14 @@ class ObserveClient:
             body["trace_id"] = trace_id
         if daemon is not None:
             body["daemon"] = daemon
-        data = await self.client.call_json("POST", f"{OBSERVE}/{stream}", json=body)
+        data = await self.client.call_json("POST", stream_path(stream), json=body)
         return ObserveResponse.model_validate(data)
 
     async def read(self, stream: str, since: int = 0, limit: int | None = None) -> ObservationPage:
         params: dict[str, str | int] = {"since": since}
         if limit is not None:
             params["limit"] = limit
-        data = await self.client.call_json("GET", f"{OBSERVATIONS}/{stream}", params=params)
+        data = await self.client.call_json("GET", observations_path(stream), params=params)
         return ObservationPage.model_validate(data)
 
     async def streams(self) -> StreamList:

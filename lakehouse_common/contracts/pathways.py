@@ -48,6 +48,11 @@ MAX_STEPS: Final = 100
 _STEP_NAME: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
+def pathway_path(pathway_id: str) -> str:
+    """`GET` one pathway."""
+    return f"{PATHWAYS}/{pathway_id}"
+
+
 def normalize_step(name: str) -> str:
     """A step name as stored and compared: trimmed, lowercase, `[a-z][a-z0-9_]{0,63}`."""
     cleaned = name.strip().lower()
@@ -174,7 +179,7 @@ class PathwayClient:
         )
 
     async def get(self, pathway_id: str) -> PathwayRecord:
-        data = await self.client.call_json("GET", f"{PATHWAYS}/{pathway_id}")
+        data = await self.client.call_json("GET", pathway_path(pathway_id))
         return PathwayRecord.model_validate(data)
 
     async def list_pathways(self, role: str | None = None, limit: int | None = None) -> PathwayList:

@@ -55,8 +55,13 @@ class BucketList(BaseModel):
     count: int
 
 
+def bucket_path(bucket: str) -> str:
+    """`GET` lists a bucket's objects (`?prefix=`)."""
+    return f"{OBJECTS}/{quote(bucket, safe='')}"
+
+
 def object_path(bucket: str, key: str) -> str:
-    return f"{OBJECTS}/{quote(bucket, safe='')}/{quote(key, safe='/')}"
+    return f"{bucket_path(bucket)}/{quote(key, safe='/')}"
 
 
 class StorageClient:
@@ -96,9 +101,7 @@ class StorageClient:
         params: dict[str, str | int] = {"prefix": prefix, "limit": limit}
         if cursor is not None:
             params["cursor"] = cursor
-        data = await self.client.call_json(
-            "GET", f"{OBJECTS}/{quote(bucket, safe='')}", params=params
-        )
+        data = await self.client.call_json("GET", bucket_path(bucket), params=params)
         return ObjectList.model_validate(data)
 
     def _ok(self, status: int, body: bytes) -> bytes:

@@ -267,6 +267,16 @@ def subject_path(subject_id: str) -> str:
     return f"{SUBJECTS}/{quote(subject_id, safe='')}"
 
 
+def audit_path(subject_id: str) -> str:
+    """`POST` appends an access row; `GET` reads rows (`?since_seq=`)."""
+    return f"{subject_path(subject_id)}/audit"
+
+
+def verify_path(subject_id: str) -> str:
+    """`GET` verifies the subject's audit chain."""
+    return f"{audit_path(subject_id)}/verify"
+
+
 class SubjectsClient:
     """catalogd's subject and audit endpoints over HTTP (the `AccessAuditor` and tools)."""
 
@@ -290,13 +300,13 @@ class SubjectsClient:
     async def append(self, subject_id: str, access: AuditAppend) -> AuditRow:
         data = await self.client.call_json(
             "POST",
-            f"{subject_path(subject_id)}/audit",
+            audit_path(subject_id),
             json=access.model_dump(mode="json", exclude_none=True),
         )
         return AuditRow.model_validate(data)
 
     async def verify(self, subject_id: str) -> AuditVerification:
-        data = await self.client.call_json("GET", f"{subject_path(subject_id)}/audit/verify")
+        data = await self.client.call_json("GET", verify_path(subject_id))
         return AuditVerification.model_validate(data)
 
     async def record_access(

@@ -442,3 +442,9 @@ def _search_body(
     if exclude_ids:
         body["exclude_ids"] = list(exclude_ids)
     return body
+
+
+def index_path(name: str) -> str:
+    """The path of index `name` (`PUT` creates, `GET` describes, `DELETE` drops it; `/add`,
+    `/search`, `/items/{id}` below it): for tools that check vectord's answers on the wire."""
+    return _index_path(name)

@@ -31,6 +31,10 @@ import httpx
 import orjson
 
 from lakehouse_common.config import DistillSettings
+from lakehouse_common.contracts.chat import CHAT
+from lakehouse_common.contracts.matrix import RETRIEVE
+from lakehouse_common.contracts.observe import stream_path
+from lakehouse_common.contracts.validate import VALIDATE
 from lakehouse_common.distill.events import (
     DAEMON,
     REPLAY_STREAM,
@@ -157,7 +161,7 @@ def replay_task(
         bundle = _call(
             client,
             "matrixd",
-            "/v1/matrix/retrieve",
+            RETRIEVE,
             {"query_text": task.prompt, "k": settings.replay_k, "index": settings.replay_index},
             trace,
             timeout,
@@ -172,7 +176,7 @@ def replay_task(
         }
         if model:
             chat_body["model"] = model
-        reply = _call(client, "chatd", "/v1/chat", chat_body, trace, timeout)
+        reply = _call(client, "chatd", CHAT, chat_body, trace, timeout)
         answered_by = f"{reply.get('provider', '')}/{reply.get('model', '')}"
         got = reply.get("usage") or {}
         usage = {
@@ -187,7 +191,7 @@ def replay_task(
             body: dict[str, Any] = {"kind": task.kind, "payload": value}
             if task.context is not None:
                 body["context"] = task.context
-            verdict = _call(client, "validatord", "/v1/validate", body, trace, timeout)
+            verdict = _call(client, "validatord", VALIDATE, body, trace, timeout)
             valid = bool(verdict.get("valid"))
             errors = list(verdict.get("errors", []))
     except _Infra as exc:
@@ -226,7 +230,7 @@ def log_replay(client: httpx.Client, trace: str, run: ReplayRun) -> int:
     """Append the row through observerd; answers its line in `replay_runs`."""
     body = {"event": run.event(), "daemon": DAEMON, "trace_id": trace}
     try:
-        resp = client.post(f"/v1/observe/{REPLAY_STREAM}", json=body, headers={TRACE_HEADER: trace})
+        resp = client.post(stream_path(REPLAY_STREAM), json=body, headers={TRACE_HEADER: trace})
     except httpx.HTTPError as exc:
         raise ReplayFailed(f"observerd is not reachable: {exc}") from None
     if resp.status_code != 200:

@@ -47,22 +47,14 @@ from typing import Any, Final, TypeVar
 import pydantic
 
 from lakehouse_common.config import ClientSettings
-from lakehouse_common.contracts.matrix import (
-    RECORD,
-    SEARCH,
-    PlaybookRecorded,
-    SearchRequest,
-    SearchResponse,
-)
-from lakehouse_common.contracts.query import QUERY, QueryResponse
-from lakehouse_common.contracts.validate import VALIDATE, ValidateResponse
-from lakehouse_common.contracts.vectors import IndexInfo
+from lakehouse_common.contracts.clients import Clients
+from lakehouse_common.contracts.matrix import SearchResponse
 from lakehouse_common.errors import LakehouseError, UpstreamTimeout, UpstreamUnavailable
-from lakehouse_common.http import HttpClient, ServiceClient, decode_answer
+from lakehouse_common.http import HttpClient, ServiceClient, bearer
 from lakehouse_common.ops.loadgen import percentile, require_loopback
 from lakehouse_common.ops.roster import CITIES
 
-Model = TypeVar("Model", bound=pydantic.BaseModel)
+Answer = TypeVar("Answer")
 
 
 @dataclass(frozen=True)
@@ -331,54 +323,96 @@ class MixReport:
         return "\n".join(lines)
 
 
-class _Trip:
-    """One scenario run: counts its HTTP requests."""
+class _Gateway(ServiceClient):
+    """The gateway for one scenario run: counts its HTTP requests, remembers the last answer's
+    status, and turns a transport failure into the scenario's failure."""
 
-    def __init__(self) -> None:
+    def __init__(self, http: HttpClient, gateway_url: str) -> None:
+        super().__init__(http, "gateway", gateway_url)
         self.requests = 0
+        self.last = ""
+        self.status = 0
 
-
-class Harness:
-    """The mix against one gateway over one pooled aiohttp client."""
-
-    def __init__(self, config: MixConfig, http: HttpClient) -> None:
-        self.config = config
-        self.gateway: ServiceClient = http.client_for("gateway", config.gateway)
-        self.headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
-        self.pool: list[Query] = []
-        self.workers = 0
-
-    async def call(
-        self, trip: _Trip | None, method: str, path: str, body: Any, model: type[Model]
-    ) -> Model:
-        if trip is not None:
-            trip.requests += 1
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        data: Any = None,
+        params: Mapping[str, str | int] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float | None = None,
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        self.requests += 1
+        self.last = f"{method} {path}"
         try:
-            status, _, payload = await self.gateway.request(
-                method, path, json=body, headers=self.headers
+            answer = await super().request(
+                method,
+                path,
+                json=json,
+                data=data,
+                params=params,
+                headers=headers,
+                timeout_s=timeout_s,
             )
         except (UpstreamUnavailable, UpstreamTimeout) as exc:
             kind = "timeout" if isinstance(exc, UpstreamTimeout) else "unreachable"
-            raise ScenarioFailed(f"transport {kind}", f"{method} {path}: {exc}") from exc
+            raise ScenarioFailed(f"transport {kind}", f"{self.last}: {exc}") from exc
+        self.status = answer[0]
+        return answer
+
+
+class _Trip(Clients):
+    """One scenario run: every area's typed client, all through one counting gateway client."""
+
+    def __init__(self, http: HttpClient, gateway_url: str) -> None:
+        super().__init__(http, lambda _daemon: gateway_url)
+        self.gateway = _Gateway(http, gateway_url)
+
+    @property
+    def requests(self) -> int:
+        return self.gateway.requests
+
+    def service(self, daemon: str) -> ServiceClient:
+        return self.gateway
+
+
+class Harness:
+    """The mix against one gateway over one pooled aiohttp client, through the typed clients of
+    `lakehouse_common.contracts` (the gateway forwards their paths unchanged)."""
+
+    def __init__(self, config: MixConfig, http: HttpClient) -> None:
+        self.config = config
+        self.http = http
+        self.pool: list[Query] = []
+        self.workers = 0
+
+    def trip(self) -> _Trip:
+        return _Trip(self.http, self.config.gateway)
+
+    @staticmethod
+    async def call(trip: _Trip, answer: Awaitable[Answer]) -> Answer:
+        """A typed client's call: an error answer or one that breaks its contract fails the
+        scenario, named by the status and code (or ``contract``)."""
         try:
-            data = decode_answer("gateway", status, payload, f"{method} {path}")
+            return await answer
         except LakehouseError as exc:
             raise ScenarioFailed(
-                f"HTTP {status} {exc.code}", f"{method} {path}: {exc.message}"
+                f"HTTP {trip.gateway.status} {exc.code}", f"{trip.gateway.last}: {exc.message}"
             ) from exc
-        try:
-            return model.model_validate(data)
         except pydantic.ValidationError as exc:
-            raise ScenarioFailed("contract", f"{method} {path}: {exc.errors()[0]['msg']}") from exc
+            raise ScenarioFailed(
+                "contract", f"{trip.gateway.last}: {exc.errors()[0]['msg']}"
+            ) from exc
 
     # -- set-up ---------------------------------------------------------------------------
 
     async def prepare(self) -> None:
         """Check the roster, read its (role, city, state) groups, build the query pool."""
+        setup = self.trip()
         try:
-            info = await self.call(
-                None, "GET", f"/v1/vectors/indexes/{self.config.index}", None, IndexInfo
-            )
+            info = await self.call(setup, setup.vectors().get_index(self.config.index))
         except ScenarioFailed as exc:
             raise HarnessError(
                 f"cannot read index {self.config.index!r} through {self.config.gateway} "
@@ -396,9 +430,7 @@ class Harness:
             "GROUP BY role, city, state ORDER BY n DESC, role, city, state"
         )
         try:
-            answer = await self.call(
-                None, "POST", QUERY, {"sql": sql, "limit": 100_000}, QueryResponse
-            )
+            answer = await self.call(setup, setup.query().query(sql, limit=100_000))
         except ScenarioFailed as exc:
             raise HarnessError(
                 f"cannot read the roster dataset {self.config.dataset!r} through queryd ({exc})"
@@ -411,18 +443,17 @@ class Harness:
     # -- scenarios ------------------------------------------------------------------------
 
     async def search(self, trip: _Trip, query: Query, **fields: Any) -> SearchResponse:
-        body = SearchRequest(
-            query_text=query.text, query_role=query.role, index=self.config.index, **fields
-        ).model_dump(exclude_defaults=True)
-        body["index"] = self.config.index
-        return await self.call(trip, "POST", SEARCH, body, SearchResponse)
+        return await self.call(
+            trip,
+            trip.matrix().search(
+                query.text, query_role=query.role, index=self.config.index, **fields
+            ),
+        )
 
     async def validate(
         self, trip: _Trip, report: MixReport, kind: str, payload: dict[str, Any]
     ) -> None:
-        answer = await self.call(
-            trip, "POST", VALIDATE, {"kind": kind, "payload": payload}, ValidateResponse
-        )
+        answer = await self.call(trip, trip.validate().validate(kind, payload))
         report.validator[kind]["passed" if answer.valid else "failed"] += 1
         if not answer.valid:
             first = answer.errors[0].to_wire() if answer.errors else {}
@@ -484,14 +515,12 @@ class Harness:
         if not cold.results:
             raise ScenarioFailed("empty search answer", query.text)
         answer_id = cold.results[0].id
-        record = {
-            "query_text": query.text,
-            "role": query.role,
-            "answer_id": answer_id,
-            "score": 1.0,
-            "index": self.config.index,
-        }
-        await self.call(trip, "POST", RECORD, record, PlaybookRecorded)
+        await self.call(
+            trip,
+            trip.matrix().record_playbook(
+                query.text, query.role, answer_id, 1.0, index=self.config.index
+            ),
+        )
         warm = await self.search(trip, query, k=SEARCH_K, use_playbook=True)
         hit = next((h for h in warm.results if h.id == answer_id), None)
         if hit is None or not hit.boosted:
@@ -518,7 +547,7 @@ class Harness:
                 name = order[dealt % len(order)]
                 dealt += 1
                 stats = report.scenarios[name]
-                trip = _Trip()
+                trip = self.trip()
                 started = time.perf_counter()
                 try:
                     await handlers[name](trip, rng, report)
@@ -550,7 +579,7 @@ async def run_mix(config: MixConfig) -> MixReport:
     settings = ClientSettings(
         pool_size=config.concurrency, timeout_s=config.timeout_s, connect_retries=0
     )
-    async with HttpClient(settings) as http:
+    async with HttpClient(settings, headers=bearer(config.token)) as http:
         harness = Harness(config, http)
         await harness.prepare()
         report = MixReport(

@@ -26,6 +26,9 @@ import httpx
 
 from lakehouse_common.audit import load_keyring, verify_log
 from lakehouse_common.config import audit_key_path
+from lakehouse_common.contracts.ingest import ingest_path
+from lakehouse_common.contracts.query import QUERY
+from lakehouse_common.contracts.subjects import ACCESS
 from lakehouse_common.ops.roster import write_roster
 from lakehouse_common.ops.stack import ephemeral_config, start_daemon, stop_stack
 from lakehouse_common.topology import BY_NAME
@@ -41,7 +44,7 @@ SQL = "SELECT id, first_name, last_name, phone, email FROM {table} WHERE id IN (
 
 def _ingest(gw: httpx.Client, dataset: str, path: Path) -> None:
     resp = gw.post(
-        f"/v1/ingest/{dataset}",
+        ingest_path(dataset),
         content=path.read_bytes(),
         headers={"content-type": "application/vnd.apache.parquet"},
         timeout=600,
@@ -58,7 +61,7 @@ def _query(gw: httpx.Client, table: str, ids: list[str]) -> float:
     marks = ", ".join(f"${i + 1}" for i in range(len(ids)))
     body = {"sql": SQL.format(table=table, marks=marks), "params": ids}
     started = time.perf_counter()
-    resp = gw.post("/v1/query", json=body, timeout=120)
+    resp = gw.post(QUERY, json=body, timeout=120)
     elapsed = time.perf_counter() - started
     resp.raise_for_status()
     assert resp.json()["row_count"] == len(ids), resp.text
@@ -138,7 +141,7 @@ def main() -> int:
         "plain runs | governed runs |\n|---|---|---|---|---|---|---|\n" + "\n".join(lines) + "\n\n"
         f"After the runs: {len(logs)} subject logs, {verified} verified, {rows:,} rows in all.\n\n"
         "Where the time goes: queryd asks catalogd once per request (`POST "
-        "/v1/catalog/audit/access`, one aiohttp hop); catalogd looks the row keys up in its "
+        f"{ACCESS}`, one aiohttp hop); catalogd looks the row keys up in its "
         "SQLite registry and appends the rows on a pool of `audit.append_workers` threads. "
         "The floor is one fsync per subject log: parallel fsyncs of different files share "
         "journal commits, so 100 subjects cost far less than 100 sequential fsyncs. Whether a "

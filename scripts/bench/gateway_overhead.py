@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from lakehouse_common.contracts.storage import object_path
 from lakehouse_common.ops.loadgen import drive
 from lakehouse_common.ops.stack import ephemeral_config, start_daemon, stop_stack
 from lakehouse_common.topology import BY_NAME
@@ -37,7 +38,7 @@ def main() -> int:
                 start_daemon(
                     settings, BY_NAME[name], config_path=cfg, timeout_s=60, echo=lambda _: None
                 )
-            path = "/v1/storage/objects/lakehouse/bench/small.json"
+            path = object_path("lakehouse", "bench/small.json")
             httpx.put(settings.url_of("storaged") + path, content=b'{"hello":"bench"}')
             targets = {
                 "storaged /health (bare endpoint floor)": settings.url_of("storaged") + "/health",

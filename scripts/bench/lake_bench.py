@@ -22,6 +22,8 @@ from pathlib import Path
 import duckdb
 import httpx
 
+from lakehouse_common.contracts.ingest import ingest_path
+from lakehouse_common.contracts.query import QUERY
 from lakehouse_common.ops.stack import ephemeral_config, start_daemon, stop_stack
 from lakehouse_common.topology import BY_NAME
 
@@ -47,7 +49,7 @@ def _ingest(gw: httpx.Client, dataset: str, path: Path) -> float:
     started = time.perf_counter()
     with path.open("rb") as fh:
         resp = gw.post(
-            f"/v1/ingest/{dataset}",
+            ingest_path(dataset),
             content=fh,
             headers={"content-type": "application/vnd.apache.parquet"},
             timeout=600,
@@ -58,7 +60,7 @@ def _ingest(gw: httpx.Client, dataset: str, path: Path) -> float:
 
 def _query(gw: httpx.Client, sql: str, params: list[str] | None = None) -> float:
     started = time.perf_counter()
-    resp = gw.post("/v1/query", json={"sql": sql, "params": params or []}, timeout=120)
+    resp = gw.post(QUERY, json={"sql": sql, "params": params or []}, timeout=120)
     resp.raise_for_status()
     return time.perf_counter() - started
 

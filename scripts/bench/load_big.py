@@ -42,6 +42,8 @@ import orjson
 from bare_server import start as start_bare
 
 from lakehouse_common.config import LakehouseSettings
+from lakehouse_common.contracts.matrix import SEARCH
+from lakehouse_common.contracts.query import QUERY
 from lakehouse_common.ops.loadgen import LoadSummary, generate_load
 from lakehouse_common.ops.scenario_mix import (
     SCENARIOS,
@@ -164,7 +166,7 @@ def _search_bodies(gateway: str) -> list[bytes]:
         "SELECT role, city, state, count(*) AS n FROM workers "
         "GROUP BY role, city, state ORDER BY n DESC, role, city, state"
     )
-    resp = httpx.post(gateway + "/v1/query", json={"sql": sql, "limit": 100_000}, timeout=120)
+    resp = httpx.post(gateway + QUERY, json={"sql": sql, "limit": 100_000}, timeout=120)
     resp.raise_for_status()
     groups = [RosterGroup(r, c, s, int(n)) for r, c, s, n in resp.json()["rows"]]
     return [
@@ -219,7 +221,7 @@ def run() -> Figures:
             )
             figures.index_s = time.perf_counter() - began
             gateway = settings.url_of("gateway")
-            search_url = gateway + "/v1/matrix/search"
+            search_url = gateway + SEARCH
             bodies = _search_bodies(gateway)
             _say(f"warming {len(bodies)} query embeddings")
             warm = asyncio.run(
@@ -315,7 +317,7 @@ def report(f: Figures) -> str:
         f"{f.mix.failures:,} failed scenarios in the mix.\n\n",
         f"Roster: {f.workers:,} demo workers, generated, ingested and indexed by "
         f"`lakehouse demo load` in {f.index_s:,.0f} s ({f.workers / f.index_s:,.0f} rows/s).\n\n",
-        f"## `POST /v1/matrix/search`, concurrency {CONCURRENCY}\n\n",
+        f"## `POST {SEARCH}`, concurrency {CONCURRENCY}\n\n",
         f"Through the gateway, `k` 5, `use_playbook`, rotating over {QUERIES} query texts drawn "
         "from the roster's (role, city, state) groups (each embedding warmed once before the "
         "run, so this is the serving path: matrixd's query-embedding cache → one vectord request "

@@ -25,6 +25,7 @@ import orjson
 import uvicorn
 from fastapi import FastAPI, Request, Response
 
+from lakehouse_common.contracts.matrix import SEARCH
 from lakehouse_common.ops.stack import free_port
 
 _JSON = {"Content-Type": "application/json"}
@@ -50,7 +51,7 @@ def start(size: int) -> tuple[list[subprocess.Popen[bytes]], str]:
             procs.append(subprocess.Popen([*args, upstream] if upstream else args))
             upstream = f"http://127.0.0.1:{port}"
             _wait_listening(port)
-        url = f"{upstream}/v1/matrix/search"
+        url = f"{upstream}{SEARCH}"
         httpx.post(url, json={}, timeout=10).raise_for_status()
     except BaseException:
         for proc in procs:
@@ -92,7 +93,7 @@ def _app(role: str, size: int, upstream: str) -> FastAPI:
     elif role == "mid":
         fixed = b'{"pad":"' + b"x" * max(0, size - 10) + b'"}'
 
-        @app.post("/v1/matrix/search")
+        @app.post(SEARCH)
         async def search(request: Request) -> Response:
             orjson.loads(await request.body())
             async with session().post(f"{upstream}/search", data=MID_TO_BACK, headers=_JSON) as r:

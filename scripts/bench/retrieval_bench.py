@@ -27,6 +27,8 @@ import httpx
 import numpy as np
 from bare_server import start as start_bare
 
+from lakehouse_common.contracts.embed import EMBED
+from lakehouse_common.contracts.vectors import index_path
 from lakehouse_common.ops.loadgen import drive
 from lakehouse_common.ops.stack import ephemeral_config, start_daemon, stop_stack
 from lakehouse_common.topology import BY_NAME
@@ -35,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 N, DIM, K = 100_000, 384, 10
 QUERIES, RUNS, REQUESTS, CONCURRENCY = 200, 5, 1500, 10
 EF_SWEEP = (256, 512, 1024)
+BENCH_INDEX = index_path("bench")  # vectord index the run builds
 # Clustered data: unit centroids, members = centroid + isotropic noise, renormalised. With this
 # noise a member's cosine to its centroid is ~0.7, like sentence embeddings of one topic.
 CLUSTERS, CLUSTER_NOISE = 2_000, 1.0
@@ -74,7 +77,7 @@ def _vectord_recall(
         body: dict[str, object] = {"vector": q.tolist(), "k": K}
         if ef is not None:
             body["ef"] = ef
-        resp = vec.post("/v1/vectors/indexes/bench/search", json=body)
+        resp = vec.post(f"{BENCH_INDEX}/search", json=body)
         resp.raise_for_status()
         found.append({int(r["id"][1:]) for r in resp.json()["results"]})
     return _recall(found, data, queries)
@@ -185,16 +188,14 @@ def main() -> int:
             vpid = int((settings.data_dir / "run" / "vectord.pid").read_text().split()[0])
             vec = httpx.Client(base_url=settings.url_of("vectord"), timeout=600)
             rss_empty = _rss_mib(vpid)
-            vec.put(
-                "/v1/vectors/indexes/bench", json={"dim": DIM, "space": "cosine"}
-            ).raise_for_status()
+            vec.put(BENCH_INDEX, json={"dim": DIM, "space": "cosine"}).raise_for_status()
             started = time.perf_counter()
             for lo in range(0, N, 2000):
                 items = [
                     {"id": ids[i], "vector": data[i].tolist(), "metadata": {}}
                     for i in range(lo, min(N, lo + 2000))
                 ]
-                vec.post("/v1/vectors/indexes/bench/add", json={"items": items}).raise_for_status()
+                vec.post(f"{BENCH_INDEX}/add", json={"items": items}).raise_for_status()
             add_rate = N / (time.perf_counter() - started)
             time.sleep(1)
             rss_full = _rss_mib(vpid)
@@ -213,11 +214,11 @@ def main() -> int:
                 exact_ms.append((time.perf_counter() - t) / 50 * 1000)
 
             query = {"vector": _unit(np.random.default_rng(5), 1)[0].tolist(), "k": K}
-            size = len(vec.post("/v1/vectors/indexes/bench/search", json=query).content)
+            size = len(vec.post(f"{BENCH_INDEX}/search", json=query).content)
             proc, bare = start_bare(size)
             bare_procs.append(proc)
             s_ours, s_base = _ratio_runs(
-                (settings.url_of("vectord") + "/v1/vectors/indexes/bench/search", query), bare
+                (settings.url_of("vectord") + f"{BENCH_INDEX}/search", query), bare
             )
 
             vs = settings.vector
@@ -242,18 +243,18 @@ def main() -> int:
 
             emb = httpx.Client(base_url=settings.url_of("embedd"), timeout=600)
             cached = {"texts": ["Forklift Operator in Aurora, IL"]}
-            emb.post("/v1/embed", json=cached).raise_for_status()
-            esize = len(emb.post("/v1/embed", json=cached).content)
+            emb.post(EMBED, json=cached).raise_for_status()
+            esize = len(emb.post(EMBED, json=cached).content)
             proc2, bare2 = start_bare(esize)
             bare_procs.append(proc2)
-            e_ours, e_base = _ratio_runs((settings.url_of("embedd") + "/v1/embed", cached), bare2)
+            e_ours, e_base = _ratio_runs((settings.url_of("embedd") + EMBED, cached), bare2)
             for run in range(3):
                 texts = [
                     f"worker {run}-{i}: welder with OSHA-10 in city {i % 97}" for i in range(64 * 8)
                 ]
                 t = time.perf_counter()
                 for lo in range(0, len(texts), 64):
-                    emb.post("/v1/embed", json={"texts": texts[lo : lo + 64]}).raise_for_status()
+                    emb.post(EMBED, json={"texts": texts[lo : lo + 64]}).raise_for_status()
                 uncached.append(len(texts) / (time.perf_counter() - t))
         finally:
             for proc in bare_procs:
@@ -293,7 +294,7 @@ def main() -> int:
         f"| **search / bare ratio** | **{med(s_ours) / med(s_base):.2f}** | ≥ 0.5 | |\n"
         f"| in-process hnswlib queries/s (one thread) | {med(hnsw_qps):,.0f} | | "
         f"{runs(hnsw_qps)} |\n"
-        f"| cached /v1/embed req/s | {med(e_ours):,.0f} | | {runs(e_ours)} |\n"
+        f"| cached {EMBED} req/s | {med(e_ours):,.0f} | | {runs(e_ours)} |\n"
         f"| bare FastAPI, same {esize}-byte body, req/s | {med(e_base):,.0f} | | "
         f"{runs(e_base)} |\n"
         f"| **cached embed / bare ratio** | **{med(e_ours) / med(e_base):.2f}** | ≥ 0.6 | |\n"

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from lakehouse_common import http as http_module
 from lakehouse_common.config import ClientSettings, ServerSettings
@@ -21,7 +23,7 @@ from lakehouse_common.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from lakehouse_common.http import HttpClient, upstream_failures
+from lakehouse_common.http import HttpClient, bearer, upstream_failures
 from lakehouse_common.tracing import current_trace_id
 from tests.conftest import LiveStack, free_port
 
@@ -195,3 +197,42 @@ def test_idle_connection_outlives_the_client_pool_keep_alive(stack: LiveStack) -
         assert _get_health(sock) == b"HTTP/1.1 200 OK"
         time.sleep(6)  # past uvicorn's default keep-alive of 5 s
         assert _get_health(sock) == b"HTTP/1.1 200 OK"
+
+
+class TestDefaultHeaders:
+    """`HttpClient(headers=…)` (issue 15): the tooling's bearer token rides on every call."""
+
+    @staticmethod
+    async def _echo_server() -> TestServer:
+        async def echo(request: web.Request) -> web.Response:
+            return web.json_response({"authorization": request.headers.get("Authorization")})
+
+        app = web.Application()
+        app.router.add_get("/echo", echo)
+        server = TestServer(app)
+        await server.start_server()
+        return server
+
+    async def test_every_call_carries_the_default_headers(self) -> None:
+        server = await self._echo_server()
+        try:
+            async with HttpClient(headers=bearer("s3cret")) as http:
+                client = http.client_for("echo", str(server.make_url("")))
+                assert await client.call_json("GET", "/echo") == {"authorization": "Bearer s3cret"}
+                # A call's own header wins over the default.
+                _, _, body = await client.request(
+                    "GET", "/echo", headers={"Authorization": "Bearer other"}
+                )
+                assert json.loads(body) == {"authorization": "Bearer other"}
+        finally:
+            await server.close()
+
+    async def test_no_token_sends_no_authorization(self) -> None:
+        assert bearer(None) == {} and bearer("") == {}
+        server = await self._echo_server()
+        try:
+            async with HttpClient(headers=bearer(None)) as http:
+                client = http.client_for("echo", str(server.make_url("")))
+                assert await client.call_json("GET", "/echo") == {"authorization": None}
+        finally:
+            await server.close()

@@ -31,7 +31,14 @@ import httpx
 
 from lakehouse_common.app import JsonResponse
 from lakehouse_common.config import REPO_ROOT
-from lakehouse_common.contracts.validate import MAX_PROMPT_CHARS, ValidateResponse
+from lakehouse_common.contracts.embed import EMBED
+from lakehouse_common.contracts.validate import (
+    ITERATE,
+    MAX_PROMPT_CHARS,
+    SESSIONS,
+    VALIDATE,
+    ValidateResponse,
+)
 from lakehouse_common.extract_json import extract_json
 from lakehouse_common.ops.probes.tally import Probe, envelope_problem, snippet
 from lakehouse_common.session_log import (
@@ -112,10 +119,10 @@ def validator_parity(p: Probe, peer: str | None, echo_model: str | None) -> None
                 p.check(False, f"{case['name']}: refused", "parsed without an error")
 
     cases = _load(PARITY_FIXTURES / "validate_cases.json")["cases"]
-    with p.tally.section("live: POST /v1/validate (parity/validate_cases.json)"):
+    with p.tally.section(f"live: POST {VALIDATE} (parity/validate_cases.json)"):
         for case in cases:
             name = case["name"]
-            resp = p.request("POST", "/v1/validate", name, json=case["request"])
+            resp = p.request("POST", VALIDATE, name, json=case["request"])
             if case["status"] != 200:
                 problem = (
                     f"expected {case['status']}, got {snippet(resp)}"
@@ -142,7 +149,7 @@ def validator_parity(p: Probe, peer: str | None, echo_model: str | None) -> None
                     f"got {resp.text[:300]}",
                 )
             if peer:
-                other = _peer_post(p, peer, "/v1/validate", f"{name}: peer", json=case["request"])
+                other = _peer_post(p, peer, VALIDATE, f"{name}: peer", json=case["request"])
                 if other is not None:
                     p.check(
                         other.status_code == resp.status_code
@@ -166,7 +173,7 @@ def extract_json_parity(p: Probe, peer: str | None, echo_model: str | None) -> N
                 f"{case['name']}: ({str(case['matched']).lower()}, …)",
                 f"got ({matched}, {_canonical(value)[:200]})",
             )
-    title = "live: through validatord (POST /v1/iterate, the echo model's reply is the input)"
+    title = f"live: through validatord (POST {ITERATE}, the echo model's reply is the input)"
     with p.tally.section(title):
         if not echo_model:
             p.tally.skip(
@@ -181,7 +188,7 @@ def extract_json_parity(p: Probe, peer: str | None, echo_model: str | None) -> N
                 continue
             expected = _canonical(case["value"] if case["matched"] else None)
             body = {"kind": "email", "prompt": text, "model": echo_model, "max_iter": 1}
-            resp = p.request("POST", "/v1/iterate", case["name"], json=body)
+            resp = p.request("POST", ITERATE, case["name"], json=body)
             answer = resp.json() if resp.status_code == 200 else {}
             final = _canonical(answer.get("final"))
             p.check(
@@ -190,7 +197,7 @@ def extract_json_parity(p: Probe, peer: str | None, echo_model: str | None) -> N
                 snippet(resp) if resp.status_code != 200 else f"{answer.get('status')}: {final}",
             )
             if peer:
-                other = _peer_post(p, peer, "/v1/iterate", f"{case['name']}: peer", json=body)
+                other = _peer_post(p, peer, ITERATE, f"{case['name']}: peer", json=body)
                 if other is not None:
                     final = other.json().get("final") if other.status_code == 200 else "error"
                     p.check(
@@ -306,7 +313,7 @@ def session_log_parity(p: Probe, peer: str | None, echo_model: str | None) -> No
                 "read_recent_sessions gives them back, newest first",
             )
 
-    with p.tally.section("live: POST /v1/iterate, then GET /v1/sessions"):
+    with p.tally.section(f"live: POST {ITERATE}, then GET {SESSIONS}"):
         log_file = session_log_path(p.settings)
         if not echo_model:
             p.tally.skip(
@@ -317,7 +324,7 @@ def session_log_parity(p: Probe, peer: str | None, echo_model: str | None) -> No
             request = {**body, "max_iter": 1}
             trace = f"parity-session-{secrets.token_hex(6)}" if own_trace else None
             headers = {TRACE_HEADER: trace} if trace else {}
-            resp = p.call("POST", "/v1/iterate", f"{what}: iterate", json=request, headers=headers)
+            resp = p.call("POST", ITERATE, f"{what}: iterate", json=request, headers=headers)
             answer = resp.json()
             header = resp.headers.get(TRACE_HEADER, "")
             if trace:
@@ -331,7 +338,7 @@ def session_log_parity(p: Probe, peer: str | None, echo_model: str | None) -> No
                 )
             listing = p.call(
                 "GET",
-                "/v1/sessions",
+                SESSIONS,
                 f"{what}: read the session log",
                 params={"limit": SESSIONS_WINDOW},
             ).json()
@@ -339,7 +346,7 @@ def session_log_parity(p: Probe, peer: str | None, echo_model: str | None) -> No
                 (r for r in listing.get("data", []) if r.get("session_id") == answer["session_id"]),
                 None,
             )
-            p.require(record is not None, f"{what}: GET /v1/sessions has its record")
+            p.require(record is not None, f"{what}: GET {SESSIONS} has its record")
             assert record is not None
             _check_record(p, what, record, answer, request, spec)
             raw = _raw_line(log_file, answer["session_id"])
@@ -353,7 +360,7 @@ def session_log_parity(p: Probe, peer: str | None, echo_model: str | None) -> No
                     raw[:300].decode(errors="replace"),
                 )
             if peer:
-                other = _peer_post(p, peer, "/v1/iterate", f"{what}: peer", json=request)
+                other = _peer_post(p, peer, ITERATE, f"{what}: peer", json=request)
                 if other is None or other.status_code != 200:
                     continue
                 theirs = other.json()
@@ -381,11 +388,11 @@ def embed_parity(p: Probe, peer: str | None, echo_model: str | None) -> None:
     fixture = _load(PARITY_FIXTURES / "embed_cases.json")
     least = float(fixture["min_cosine"])
     embedd = p.settings.url_of("embedd")
-    with p.tally.section(f"live: /v1/embed, cosine ≥ {least} (parity/embed_cases.json)"):
+    with p.tally.section(f"live: {EMBED}, cosine ≥ {least} (parity/embed_cases.json)"):
         for case in fixture["cases"]:
             name = case["name"]
             body = {"texts": [case["text"]]}
-            via = p.call("POST", "/v1/embed", f"{name}: through the gateway", json=body).json()
+            via = p.call("POST", EMBED, f"{name}: through the gateway", json=body).json()
             vector = via["vectors"][0]
             norm = math.sqrt(sum(x * x for x in vector))
             p.check(
@@ -393,7 +400,7 @@ def embed_parity(p: Probe, peer: str | None, echo_model: str | None) -> None:
                 f"{name}: a unit vector of dimension {via['dimension']}",
                 f"{len(vector)} values, norm {norm:.6f}",
             )
-            direct = p.call("POST", f"{embedd}/v1/embed", f"{name}: from embedd", json=body).json()
+            direct = p.call("POST", f"{embedd}{EMBED}", f"{name}: from embedd", json=body).json()
             cos = _cosine(vector, direct["vectors"][0])
             p.check(
                 cos >= least and direct["model"] == via["model"],
@@ -405,7 +412,7 @@ def embed_parity(p: Probe, peer: str | None, echo_model: str | None) -> None:
             else:
                 p.tally.skip(f"{name}: the recorded vector", f"the live model is {via['model']}")
             if peer:
-                other = _peer_post(p, peer, "/v1/embed", f"{name}: peer", json=body)
+                other = _peer_post(p, peer, EMBED, f"{name}: peer", json=body)
                 if other is None:
                     continue
                 if other.status_code != 200:

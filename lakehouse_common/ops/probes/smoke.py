@@ -15,6 +15,21 @@ import secrets
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
+from lakehouse_common.contracts import (
+    catalog,
+    chat,
+    embed,
+    gateway,
+    ingest,
+    matrix,
+    observe,
+    pathways,
+    query,
+    storage,
+    subjects,
+    validate,
+    vectors,
+)
 from lakehouse_common.ops.probes.tally import Probe
 from lakehouse_common.tracing import TRACE_HEADER
 
@@ -36,7 +51,7 @@ def _token() -> str:
 
 def smoke_gateway(p: Probe) -> None:
     p.health("gateway")
-    health = p.call("GET", "/v1/health", "GET /v1/health (aggregate)").json()
+    health = p.call("GET", gateway.HEALTH, f"GET {gateway.HEALTH} (aggregate)").json()
     down = {
         name: entry.get("status")
         for name, entry in health.get("daemons", {}).items()
@@ -48,14 +63,18 @@ def smoke_gateway(p: Probe) -> None:
         f"status {health.get('status')!r}, not ok: {down}",
     )
     trace = f"smoke-{_token()}"
-    resp = p.call("GET", "/v1/catalog/datasets", "a proxied call", headers={TRACE_HEADER: trace})
+    resp = p.call("GET", catalog.DATASETS, "a proxied call", headers={TRACE_HEADER: trace})
     p.check(
         resp.headers.get(TRACE_HEADER) == trace,
         f"the caller's {TRACE_HEADER} comes back on a proxied answer",
         f"got {resp.headers.get(TRACE_HEADER)!r}",
     )
     p.refused(
-        "GET", "/v1/smoke-no-such-area", "a path no daemon owns → 404", status=404, code="not_found"
+        "GET",
+        gateway.area_path("smoke-no-such-area"),
+        "a path no daemon owns → 404",
+        status=404,
+        code="not_found",
     )
 
 
@@ -64,7 +83,7 @@ def smoke_storaged(p: Probe) -> None:
     bucket = p.settings.storage.default_bucket
     key = f"_smoke/{_token()}.txt"
     body = f"lakehouse smoke {key} ✓\n".encode()
-    path = f"/v1/storage/objects/{bucket}/{key}"
+    path = storage.object_path(bucket, key)
     try:
         put = p.call(
             "PUT",
@@ -91,7 +110,7 @@ def smoke_storaged(p: Probe) -> None:
             headers={"If-None-Match": "*"},
         )
         listing = p.call(
-            "GET", f"/v1/storage/objects/{bucket}", "list by prefix", params={"prefix": key}
+            "GET", storage.bucket_path(bucket), "list by prefix", params={"prefix": key}
         ).json()
         keys = [o.get("key") for o in listing.get("objects", [])]
         p.check(keys == [key], "the listing names it", str(keys))
@@ -103,13 +122,13 @@ def smoke_storaged(p: Probe) -> None:
 
 def smoke_catalogd(p: Probe) -> None:
     p.health("catalogd")
-    listing = p.call("GET", "/v1/catalog/datasets", "GET /v1/catalog/datasets").json()
+    listing = p.call("GET", catalog.DATASETS, f"GET {catalog.DATASETS}").json()
     datasets = listing.get("datasets", [])
     p.check(listing.get("count") == len(datasets), f"{len(datasets)} datasets, count agrees")
     if datasets:
         first = datasets[0]
         detail = p.call(
-            "GET", f"/v1/catalog/datasets/{first['name']}", f"GET dataset {first['name']}"
+            "GET", catalog.dataset_path(first["name"]), f"GET dataset {first['name']}"
         ).json()
         p.check(
             detail.get("latest", {}).get("version") == first.get("latest_version"),
@@ -117,10 +136,10 @@ def smoke_catalogd(p: Probe) -> None:
         )
     else:
         p.tally.skip("a dataset's manifest", "no dataset yet")
-    p.call("GET", "/v1/catalog/governance", "GET /v1/catalog/governance (subject policies)")
+    p.call("GET", subjects.GOVERNANCE, f"GET {subjects.GOVERNANCE} (subject policies)")
     p.refused(
         "GET",
-        "/v1/catalog/datasets/smoke_no_such_dataset",
+        catalog.dataset_path("smoke_no_such_dataset"),
         "an unknown dataset → 404",
         status=404,
         code="not_found",
@@ -129,11 +148,11 @@ def smoke_catalogd(p: Probe) -> None:
 
 def smoke_ingestd(p: Probe) -> None:
     p.health("ingestd")
-    jobs = p.call("GET", "/v1/ingest/jobs", "GET /v1/ingest/jobs").json()
+    jobs = p.call("GET", ingest.JOBS, f"GET {ingest.JOBS}").json()
     p.check(jobs.get("count") == len(jobs.get("jobs", [])), f"{jobs.get('count')} index jobs")
     p.refused(
         "POST",
-        "/v1/ingest/smoke_rejected",
+        ingest.ingest_path("smoke_rejected"),
         "a CSV without its required column → 422",
         status=422,
         code="invalid_request",
@@ -143,7 +162,7 @@ def smoke_ingestd(p: Probe) -> None:
     )
     p.refused(
         "GET",
-        "/v1/catalog/datasets/smoke_rejected",
+        catalog.dataset_path("smoke_rejected"),
         "…and nothing of it was committed (404)",
         status=404,
         code="not_found",
@@ -152,19 +171,17 @@ def smoke_ingestd(p: Probe) -> None:
 
 def smoke_queryd(p: Probe) -> None:
     p.health("queryd")
-    answer = p.call("POST", "/v1/query", "SELECT 1 AS one", json={"sql": "SELECT 1 AS one"}).json()
+    answer = p.call("POST", query.QUERY, "SELECT 1 AS one", json={"sql": "SELECT 1 AS one"}).json()
     p.check(
         answer.get("rows") == [[1]] and [c["name"] for c in answer.get("columns", [])] == ["one"],
         "answers rows [[1]] in column one",
         str(answer)[:200],
     )
-    views = [
-        v["name"] for v in p.call("GET", "/v1/query/views", "GET /v1/query/views").json()["views"]
-    ]
+    views = [v["name"] for v in p.call("GET", query.VIEWS, f"GET {query.VIEWS}").json()["views"]]
     if "workers" in views:
         count = p.call(
             "POST",
-            "/v1/query",
+            query.QUERY,
             "SELECT count(*) FROM workers",
             json={"sql": "SELECT count(*) AS n FROM workers"},
         ).json()
@@ -173,7 +190,7 @@ def smoke_queryd(p: Probe) -> None:
         p.tally.skip("SELECT count(*) FROM workers", "no workers view (load the demo roster)")
     p.refused(
         "POST",
-        "/v1/query",
+        query.QUERY,
         "a DROP statement → 400 (read-only)",
         status=400,
         code="invalid_input",
@@ -186,7 +203,7 @@ def smoke_embedd(p: Probe) -> None:
     url = p.settings.url_of("embedd")
     answer = p.call(
         "POST",
-        f"{url}/v1/embed",
+        f"{url}{embed.EMBED}",
         "embed one text (embedd directly)",
         json={"texts": ["smoke test"]},
     ).json()
@@ -197,11 +214,11 @@ def smoke_embedd(p: Probe) -> None:
         f"a unit vector of dimension {answer.get('dimension')} from {answer.get('model')}",
         f"{len(vector)} values, norm {norm:.6f}",
     )
-    models = p.call("GET", "/v1/embed/models", "GET /v1/embed/models").json()
+    models = p.call("GET", embed.MODELS, f"GET {embed.MODELS}").json()
     p.check(models.get("default_model") == answer.get("model"), "the default model answered")
     p.refused(
         "POST",
-        "/v1/embed",
+        embed.EMBED,
         "no texts → 422",
         status=422,
         code="invalid_request",
@@ -211,7 +228,7 @@ def smoke_embedd(p: Probe) -> None:
 
 def smoke_vectord(p: Probe) -> None:
     p.health("vectord")
-    base = f"/v1/vectors/indexes/smoke-probe-{_token()}"
+    base = vectors.index_path(f"smoke-probe-{_token()}")
     try:
         p.call("PUT", base, f"PUT {base} (dim 3)", expect=(200, 201), json={"dim": 3})
         items = [
@@ -247,31 +264,26 @@ def smoke_vectord(p: Probe) -> None:
 
 def smoke_pathwayd(p: Probe) -> None:
     p.health("pathwayd")
-    pathway_id = SMOKE_PATHWAY["pathway_id"]
-    p.call(
-        "POST",
-        "/v1/pathways",
+    pathway_id = str(SMOKE_PATHWAY["pathway_id"])
+    p.typed(
         f"record pathway {pathway_id} (201, or 200 when already there)",
-        expect=(200, 201),
-        json=SMOKE_PATHWAY,
+        lambda c: c.pathways().record(SMOKE_PATHWAY),
     )
-    stored = p.call("GET", f"/v1/pathways/{pathway_id}", f"GET /v1/pathways/{pathway_id}").json()
+    stored = p.typed(
+        f"GET {pathways.pathway_path(pathway_id)}", lambda c: c.pathways().get(pathway_id)
+    )
     p.check(
-        [s["name"] for s in stored.get("steps", [])] == ["search", "shortlist", "fill"],
+        [s.name for s in stored.steps] == ["search", "shortlist", "fill"],
         "its steps come back in order",
     )
-    advice = p.call(
-        "POST",
-        "/v1/pathways/suggest",
+    advice = p.typed(
         "suggest the next step after search",
-        json={
-            "demand_text": SMOKE_PATHWAY["demand_text"],
-            "role": SMOKE_PATHWAY["role"],
-            "steps_taken": ["search"],
-        },
-    ).json()
-    similar = [s["pathway"]["pathway_id"] for s in advice.get("pathways", [])]
-    next_step = (advice.get("next_step") or {}).get("step")
+        lambda c: c.pathways().suggest(
+            str(SMOKE_PATHWAY["demand_text"]), str(SMOKE_PATHWAY["role"]), steps_taken=["search"]
+        ),
+    )
+    similar = [s.pathway.pathway_id for s in advice.pathways]
+    next_step = advice.next_step.step if advice.next_step else None
     p.check(
         pathway_id in similar and next_step == "shortlist",
         "the smoke pathway is found and its next step is shortlist",
@@ -279,7 +291,7 @@ def smoke_pathwayd(p: Probe) -> None:
     )
     p.refused(
         "POST",
-        "/v1/pathways",
+        pathways.PATHWAYS,
         "a pathway without steps → 422",
         status=422,
         code="invalid_request",
@@ -290,8 +302,8 @@ def smoke_pathwayd(p: Probe) -> None:
 def smoke_observerd(p: Probe) -> None:
     p.health("observerd")
     configured = list(p.settings.observe.streams)
-    listing = p.call("GET", "/v1/observations", "GET /v1/observations").json()
-    names = {s["name"] for s in listing.get("streams", [])}
+    listing = p.typed(f"GET {observe.OBSERVATIONS}", lambda c: c.observe().streams())
+    names = {s.name for s in listing.streams}
     p.check(
         set(configured) <= names,
         f"every configured stream is listed ({len(configured)})",
@@ -299,17 +311,12 @@ def smoke_observerd(p: Probe) -> None:
     )
     if configured:
         stream = configured[0]
-        page = p.call(
-            "GET", f"/v1/observations/{stream}", f"read a page of {stream}", params={"limit": 1}
-        ).json()
-        p.check(
-            page.get("count", -1) <= 1 and page.get("total", -1) >= page.get("count", 0),
-            f"{stream}: {page.get('total')} records",
-        )
+        page = p.typed(f"read a page of {stream}", lambda c: c.observe().read(stream, limit=1))
+        p.check(page.count <= 1 and page.total >= page.count, f"{stream}: {page.total} records")
     if "smoke_unconfigured" not in configured:
         p.refused(
             "POST",
-            "/v1/observe/smoke_unconfigured",
+            observe.stream_path("smoke_unconfigured"),
             "a stream not in observe.streams → 400",
             status=400,
             code="unknown_stream",
@@ -319,29 +326,26 @@ def smoke_observerd(p: Probe) -> None:
 
 def smoke_matrixd(p: Probe) -> None:
     p.health("matrixd")
-    workers = p.request("GET", "/v1/vectors/indexes/workers", "is there a workers index")
+    workers = p.request("GET", vectors.index_path("workers"), "is there a workers index")
     if workers.status_code == 200:
-        answer = p.call(
-            "POST",
-            "/v1/matrix/search",
-            f"search {FORKLIFT_QUERY!r}",
-            json={"query_text": FORKLIFT_QUERY, "k": 3},
-        ).json()
-        results = answer.get("results", [])
-        distances = [r["distance"] for r in results]
+        answer = p.typed(
+            f"search {FORKLIFT_QUERY!r}", lambda c: c.matrix().search(FORKLIFT_QUERY, k=3)
+        )
+        results = answer.results
+        distances = [r.distance for r in results]
         p.check(
             0 < len(results) <= 3
-            and [r["rank"] for r in results] == list(range(len(results)))
+            and [r.rank for r in results] == list(range(len(results)))
             and distances == sorted(distances),
             f"{len(results)} ranked results, nearest first",
-            str(results)[:200],
+            str([r.model_dump() for r in results])[:200],
         )
     else:
         p.tally.skip("a staffing search", "no workers index (load the demo roster: make run)")
-    p.call("GET", "/v1/matrix/playbooks", "GET /v1/matrix/playbooks")
+    p.typed(f"GET {matrix.PLAYBOOKS}", lambda c: c.matrix().list_playbooks())
     p.refused(
         "POST",
-        "/v1/matrix/search",
+        matrix.SEARCH,
         "a search of an unknown index → 404",
         status=404,
         code="not_found",
@@ -351,9 +355,9 @@ def smoke_matrixd(p: Probe) -> None:
 
 def smoke_chatd(p: Probe) -> None:
     p.health("chatd")
-    providers = p.call("GET", "/v1/chat/providers", "GET /v1/chat/providers").json()
+    providers = p.call("GET", chat.PROVIDERS, f"GET {chat.PROVIDERS}").json()
     default = str(providers.get("default_model", ""))
-    models = p.call("GET", "/v1/models", "GET /v1/models (OpenAI shape)").json()
+    models = p.call("GET", chat.MODELS, f"GET {chat.MODELS} (OpenAI shape)").json()
     p.check(models.get("object") == "list", 'the model list is {"object":"list",…}')
     provider = default.split("/", 1)[0]
     status: dict[str, Any] = next(
@@ -362,7 +366,7 @@ def smoke_chatd(p: Probe) -> None:
     if status.get("reachable"):
         reply = p.call(
             "POST",
-            "/v1/chat",
+            chat.CHAT,
             f"one chat call to {default}",
             json={
                 "messages": [{"role": "user", "content": "Reply with the word ok."}],
@@ -377,7 +381,7 @@ def smoke_chatd(p: Probe) -> None:
         )
     p.refused(
         "POST",
-        "/v1/chat",
+        chat.CHAT,
         "a chat without messages → 422",
         status=422,
         code="invalid_request",
@@ -388,26 +392,29 @@ def smoke_chatd(p: Probe) -> None:
 def smoke_validatord(p: Probe) -> None:
     p.health("validatord")
     email = {"to": "ana@example.com", "subject": "Monday", "body": "Can you work Monday 7am?"}
+    # The exact bytes of the answer are part of the wire format (SPEC §3): read them raw.
     ok = p.call(
-        "POST", "/v1/validate", "validate a good email", json={"kind": "email", "payload": email}
+        "POST",
+        validate.VALIDATE,
+        "validate a good email",
+        json=validate.ValidateRequest(kind="email", payload=email).model_dump(exclude_none=True),
     )
     p.check(ok.content == b'{"valid":true,"errors":[]}', "it is valid", ok.text[:200])
-    bad = p.call(
-        "POST",
-        "/v1/validate",
+    bad = p.typed(
         "validate an SMS carrying an SSN",
-        json={"kind": "sms", "payload": {"to": "555-123-4567", "body": "SSN 123-45-6789"}},
-    ).json()
-    p.check(
-        bad.get("valid") is False and [next(iter(e)) for e in bad.get("errors", [])] == ["Policy"],
-        "it is invalid with one Policy error",
-        str(bad)[:200],
+        lambda c: c.validate().validate("sms", {"to": "555-123-4567", "body": "SSN 123-45-6789"}),
     )
-    sessions = p.call("GET", "/v1/sessions", "GET /v1/sessions", params={"limit": 1}).json()
-    p.check(sessions.get("count", 2) <= 1, f"{sessions.get('count')} session record(s)")
+    errors = [e.to_wire() for e in bad.errors]
+    p.check(
+        bad.valid is False and [next(iter(e)) for e in errors] == ["Policy"],
+        "it is invalid with one Policy error",
+        str(errors)[:200],
+    )
+    sessions = p.typed(f"GET {validate.SESSIONS}", lambda c: c.validate().sessions(limit=1))
+    p.check(sessions.count <= 1, f"{sessions.count} session record(s)")
     p.refused(
         "POST",
-        "/v1/validate",
+        validate.VALIDATE,
         "an unknown kind → 422",
         status=422,
         code="invalid_request",

@@ -25,6 +25,10 @@ import secrets
 import time
 from typing import Any, Final
 
+from lakehouse_common.contracts import ingest, query, subjects, validate, vectors
+from lakehouse_common.contracts.clients import Clients
+from lakehouse_common.contracts.ingest import IndexJobRequest
+from lakehouse_common.contracts.subjects import SubjectPut
 from lakehouse_common.ops.probes.tally import Probe
 from lakehouse_common.tracing import TRACE_HEADER
 from lakehouse_common.validation_error import ValidationError
@@ -147,7 +151,7 @@ def _trace(step: str) -> str:
 def ingest_step(p: Probe) -> None:
     manifest = p.call(
         "POST",
-        f"/v1/ingest/{SMOKE_DATASET}",
+        ingest.ingest_path(SMOKE_DATASET),
         f"ingest {len(ROWS)} rows as {SMOKE_DATASET}",
         expect=201,
         content=roster_csv(),
@@ -158,55 +162,52 @@ def ingest_step(p: Probe) -> None:
         manifest.get("row_count") == len(ROWS) and manifest.get("version", 0) >= 1,
         f"version {manifest.get('version')} holds {manifest.get('row_count')} rows",
     )
-    subject = {"dataset": SMOKE_DATASET, "row_key": "s-1", "pii_fields": ["name", "phone"]}
+    subject = SubjectPut(dataset=SMOKE_DATASET, row_key="s-1", pii_fields=["name", "phone"])
     p.call(
         "PUT",
-        f"/v1/catalog/subjects/{SMOKE_SUBJECT}",
+        subjects.subject_path(SMOKE_SUBJECT),
         f"row s-1 is subject {SMOKE_SUBJECT} (PII name, phone)",
         expect=(200, 201),
-        json=subject,
+        json=subject.model_dump(mode="json", exclude_unset=True),
     )
 
 
 def index_step(p: Probe) -> None:
     job = p.call(
         "POST",
-        f"/v1/ingest/{SMOKE_DATASET}/index",
+        ingest.index_job_path(SMOKE_DATASET),
         f"start indexing into {SMOKE_INDEX}",
         expect=202,
-        json={
-            "index": SMOKE_INDEX,
-            "text_template": TEMPLATE,
-            "metadata_columns": ["role", "city", "state"],
-        },
+        json=IndexJobRequest(
+            index=SMOKE_INDEX, text_template=TEMPLATE, metadata_columns=["role", "city", "state"]
+        ).model_dump(exclude_unset=True),
     ).json()
     for _ in range(JOB_POLLS):
         if job.get("state") in ("succeeded", "failed"):
             break
         time.sleep(PAUSE_S)
-        job = p.poll("GET", f"/v1/ingest/jobs/{job['id']}", "poll the index job").json()
+        job = p.poll("GET", ingest.job_path(job["id"]), "poll the index job").json()
     p.require(
         job.get("state") == "succeeded" and job.get("done") == job.get("total") == len(ROWS),
         f"the job indexed {len(ROWS)} rows",
         f"state {job.get('state')}, {job.get('done')}/{job.get('total')}, {job.get('error')}",
     )
-    info = p.call("GET", f"/v1/vectors/indexes/{SMOKE_INDEX}", "the index exists").json()
-    p.check(info.get("count") == len(ROWS), f"the index holds {info.get('count')} items")
+    info = p.typed("the index exists", lambda c: c.vectors().get_index(SMOKE_INDEX))
+    p.check(info.count == len(ROWS), f"the index holds {info.count} items")
 
 
 def search_step(p: Probe) -> None:
-    answer = p.call(
-        "POST",
-        "/v1/matrix/search",
+    answer = p.typed(
         f"search {SMOKE_QUERY!r} in {SMOKE_INDEX}",
-        json={"query_text": SMOKE_QUERY, "index": SMOKE_INDEX, "k": 3},
-    ).json()
-    results = answer.get("results", [])
-    top = results[0] if results else {}
+        lambda c: c.matrix().search(SMOKE_QUERY, index=SMOKE_INDEX, k=3),
+    )
+    results = answer.results
     p.check(
-        top.get("id") == "s-1" and top.get("metadata", {}).get("role") == "Forklift Operator",
+        bool(results)
+        and results[0].id == "s-1"
+        and results[0].metadata.get("role") == "Forklift Operator",
         "s-1, the forklift operator in Aurora IL, comes first",
-        str([(r["id"], round(r["distance"], 4)) for r in results]),
+        str([(r.id, round(r.distance, 4)) for r in results]),
     )
 
 
@@ -215,42 +216,45 @@ def learning_step(p: Probe) -> None:
     # which only the story needs, and every probe command would otherwise pay for it at start.
     from lakehouse_common.cli.demo import DemoFailed, tell_story
 
-    workers = p.request("GET", "/v1/vectors/indexes/workers", "the demo roster's index")
+    workers = p.request("GET", vectors.index_path("workers"), "the demo roster's index")
     p.require(
         workers.status_code == 200,
         "the demo roster is indexed (vectord index workers)",
         "not loaded: `make run` loads it (or `lakehouse demo load`)",
     )
-    try:
-        tell_story(p.gateway)
-    except DemoFailed as exc:
-        p.check(False, "playbook → boosted search → role gate → exclude swap", str(exc))
+
+    async def story(c: Clients) -> str:
+        try:
+            await tell_story(c.matrix())
+        except DemoFailed as exc:
+            return str(exc)
+        return ""
+
+    what = "playbook → boosted search → role gate → exclude swap"
+    failed = p.typed(what, story, poll=True)
+    if failed:
+        p.check(False, what, failed)
         return
-    p.check(True, "playbook → boosted search → role gate → exclude swap (lakehouse demo story)")
+    p.check(True, f"{what} (lakehouse demo story)")
 
 
 def _stream_total(p: Probe, stream: str) -> int:
-    listing = p.call("GET", "/v1/observations", "read the observer's stream counts").json()
-    return int(next((s["count"] for s in listing["streams"] if s["name"] == stream), 0))
+    listing = p.typed("read the observer's stream counts", lambda c: c.observe().streams())
+    return next((s.count for s in listing.streams if s.name == stream), 0)
 
 
 def validate_step(p: Probe) -> None:
     from lakehouse_common.cli.demo import FORKLIFT_QUERY, FORKLIFT_ROLE  # see learning_step
 
-    answer = p.call(
-        "POST",
-        "/v1/matrix/search",
+    answer = p.typed(
         "the warm forklift search",
-        json={
-            "query_text": FORKLIFT_QUERY,
-            "query_role": FORKLIFT_ROLE,
-            "k": 5,
-            "use_playbook": True,
-        },
-    ).json()
-    p.require(bool(answer.get("results")), "it has results")
-    top = answer["results"][0]
-    meta = top.get("metadata") or {}
+        lambda c: c.matrix().search(
+            FORKLIFT_QUERY, query_role=FORKLIFT_ROLE, k=5, use_playbook=True
+        ),
+    )
+    p.require(bool(answer.results), "it has results")
+    top = answer.results[0]
+    meta = top.metadata
     demand = {
         "role": meta.get("role"),
         "city": meta.get("city"),
@@ -259,43 +263,44 @@ def validate_step(p: Probe) -> None:
     }
     before = _stream_total(p, "validation_results")
     trace = _trace("validate")
+    # The exact bytes of the answer are part of the wire format (SPEC §3): read them raw.
     good = p.call(
         "POST",
-        "/v1/validate",
-        f"validate a fill proposal of {top['id']}",
-        json={"kind": "fill", "payload": {"demand": demand, "workers": [top["id"]]}},
+        validate.VALIDATE,
+        f"validate a fill proposal of {top.id}",
+        json=validate.ValidateRequest(
+            kind="fill", payload={"demand": demand, "workers": [top.id]}
+        ).model_dump(exclude_none=True),
         headers={TRACE_HEADER: trace},
     )
     p.check(good.content == b'{"valid":true,"errors":[]}', "it is valid", good.text[:300])
-    bad = p.call(
-        "POST",
-        "/v1/validate",
+    bad = p.typed(
         "validate a proposal naming it twice, though excluded",
-        json={
-            "kind": "fill",
-            "payload": {"demand": demand, "workers": [top["id"], top["id"]]},
-            "context": {"exclude_ids": [top["id"]]},
-        },
-    ).json()
+        lambda c: c.validate().validate(
+            "fill",
+            {"demand": demand, "workers": [top.id, top.id]},
+            context={"exclude_ids": [top.id]},
+        ),
+    )
     expected = [
         ValidationError.consistency("2 workers proposed; the demand asks for 1").to_wire(),
-        ValidationError.consistency(f"worker {top['id']} is proposed 2 times").to_wire(),
-        ValidationError.policy(f"worker {top['id']} is excluded from this demand").to_wire(),
+        ValidationError.consistency(f"worker {top.id} is proposed 2 times").to_wire(),
+        ValidationError.policy(f"worker {top.id} is excluded from this demand").to_wire(),
     ]
+    errors = [e.to_wire() for e in bad.errors]
     p.check(
-        bad.get("valid") is False and bad.get("errors") == expected,
+        bad.valid is False and errors == expected,
         "it is invalid: too many, a duplicate, an excluded worker",
-        str(bad.get("errors"))[:300],
+        str(errors)[:300],
     )
     found = False
     for _ in range(OBSERVER_POLLS):
-        page = p.poll(
-            "GET",
-            "/v1/observations/validation_results",
+        page = p.typed(
             "read new validation results",
-            params={"since": before, "limit": 1000},
-        ).json()
-        if any(r.get("trace_id") == trace for r in page.get("records", [])):
+            lambda c: c.observe().read("validation_results", since=before, limit=1000),
+            poll=True,
+        )
+        if any(r.trace_id == trace for r in page.records):
             found = True
             break
         time.sleep(PAUSE_S / 2)
@@ -303,8 +308,9 @@ def validate_step(p: Probe) -> None:
 
 
 def audit_step(p: Probe) -> None:
-    path = f"/v1/catalog/subjects/{SMOKE_SUBJECT}/audit"
-    before = p.call("GET", f"{path}/verify", f"verify {SMOKE_SUBJECT}'s audit chain").json()
+    path = subjects.audit_path(SMOKE_SUBJECT)
+    verify = subjects.verify_path(SMOKE_SUBJECT)
+    before = p.call("GET", verify, f"verify {SMOKE_SUBJECT}'s audit chain").json()
     sql = f"SELECT id, name, phone FROM {SMOKE_DATASET} WHERE id = 's-1'"
     row: dict[str, Any] | None = None
     # queryd learns that a dataset became governed within `audit.policy_refresh_s`: a query
@@ -313,7 +319,7 @@ def audit_step(p: Probe) -> None:
         trace = _trace("audit")
         answer = p.poll(
             "POST",
-            "/v1/query",
+            query.QUERY,
             f"query {SMOKE_SUBJECT}'s PII",
             json={"sql": sql},
             headers={TRACE_HEADER: trace},
@@ -340,7 +346,7 @@ def audit_step(p: Probe) -> None:
         "by queryd, purpose query, fields name and phone",
         str(row)[:300],
     )
-    after = p.call("GET", f"{path}/verify", "verify the chain again").json()
+    after = p.call("GET", verify, "verify the chain again").json()
     p.check(
         after.get("verified") is True
         and after.get("error") is None

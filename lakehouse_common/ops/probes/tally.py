@@ -10,20 +10,28 @@ crash that hides the remaining sections.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+import pydantic
 
-from lakehouse_common.config import LakehouseSettings
-from lakehouse_common.tracing import TRACE_HEADER
+from lakehouse_common.config import ClientSettings, LakehouseSettings
+from lakehouse_common.contracts.clients import Clients
+from lakehouse_common.errors import LakehouseError
+from lakehouse_common.http import HttpClient, bearer
+from lakehouse_common.ops.gateway import refusal, unreachable
+from lakehouse_common.tracing import TRACE_HEADER, current_trace_id
 
 __all__ = ["Probe", "ProbeAborted", "Tally", "envelope_problem", "snippet"]
 
 # Characters of a response body quoted in a FAIL line.
 _SNIPPET = 300
+
+Answer = TypeVar("Answer")
 
 
 class ProbeAborted(Exception):
@@ -115,7 +123,9 @@ def envelope_problem(resp: httpx.Response, code: str) -> str:
 
 
 class Probe:
-    """A tally plus HTTP clients: the gateway (paths) and any daemon directly (full URLs)."""
+    """A tally plus HTTP clients: the typed clients of `lakehouse_common.contracts` through the
+    gateway (:meth:`typed`), and plain httpx for what a probe checks on the wire itself (status,
+    bytes, headers, refusals): the gateway (paths) and any daemon directly (full URLs)."""
 
     def __init__(
         self,
@@ -132,10 +142,18 @@ class Probe:
         self.gateway = httpx.Client(base_url=self.gateway_url, headers=headers, timeout=timeout_s)
         # Daemons behind the gateway need no token; their URLs are absolute.
         self.direct = httpx.Client(timeout=timeout_s)
+        # The typed clients are async: one event loop and one aiohttp pool for the probe's
+        # life, opened on the first typed call.
+        self._http = HttpClient(ClientSettings(timeout_s=timeout_s), headers=bearer(token))
+        self._loop: asyncio.Runner | None = None
 
     def close(self) -> None:
         self.gateway.close()
         self.direct.close()
+        if self._loop is not None:
+            self._loop.run(self._http.close())
+            self._loop.close()
+            self._loop = None
 
     def __enter__(self) -> Probe:
         return self
@@ -150,6 +168,46 @@ class Probe:
 
     def require(self, ok: bool, what: str, detail: str = "") -> None:
         self.tally.require(ok, what, detail)
+
+    def typed(
+        self,
+        what: str,
+        call: Callable[[Clients], Awaitable[Answer]],
+        *,
+        poll: bool = False,
+        trace_id: str | None = None,
+    ) -> Answer:
+        """A call through the typed clients (via the gateway) whose answer the next checks
+        need: it passes when the daemon answers within its contract; an error answer, a
+        transport failure or an answer outside the contract is a failed check that ends the
+        section. `poll`: one of a bounded series (only a failure is a check, as :meth:`poll`).
+        `trace_id` is sent as the request's trace id."""
+        if self._loop is None:
+            self._loop = asyncio.Runner()
+            self._loop.run(self._http.open())
+        clients = Clients.via_gateway(self._http, self.gateway_url)
+
+        async def traced() -> Answer:
+            # The runner keeps one context across calls: set the trace id for this call only.
+            token = current_trace_id.set(trace_id) if trace_id is not None else None
+            try:
+                return await call(clients)
+            finally:
+                if token is not None:
+                    current_trace_id.reset(token)
+
+        try:
+            answer = self._loop.run(traced())
+        except LakehouseError as exc:
+            detail = f"{exc.code}: {exc.message}" if unreachable(exc) else refusal(exc)
+            self.tally.check(False, what, _short(detail))
+            raise ProbeAborted(what) from exc
+        except pydantic.ValidationError as exc:
+            self.tally.check(False, what, f"outside the contract: {_short(str(exc))}")
+            raise ProbeAborted(what) from exc
+        if not poll:
+            self.tally.require(True, what)
+        return answer
 
     def request(self, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
         """`url` is a gateway path (`/v1/...`) or an absolute URL. A transport error is a failed
