@@ -30,6 +30,8 @@ from lakehouse_common.audit import (
     verify_log,
 )
 from lakehouse_common.config import REPO_ROOT, LakehouseSettings, audit_key_path
+from lakehouse_common.contracts.subjects import verify_path
+from lakehouse_common.http import bearer
 from lakehouse_common.ops.probes.tally import Tally
 
 __all__ = ["KNOWN_ANSWERS", "known_answers", "live_logs"]
@@ -125,12 +127,12 @@ def _live_logs(
     keyring = load_keyring(audit_key_path(settings), private=False)
     tally.echo(f"  {len(logs)} logs in {directory}; catalogd via {base}")
     # The token is for our gateway only, never sent to the other runtime.
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = bearer(token)
     with httpx.Client(timeout=30.0) as client:
         for log in logs:
             subject = log.stem
             offline = verify_log(log, keyring).as_dict()
-            path = f"/v1/catalog/subjects/{subject}/audit/verify"
+            path = verify_path(subject)
             try:
                 live = _verify_answer(client.get(base + path, headers=headers))
             except (httpx.HTTPError, ValueError) as exc:
