@@ -13,7 +13,7 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.conftest import repo_root
+from tests.support.paths import repo_root
 
 ROOT = repo_root()
 CORE = ROOT / "lakehouse_common"

@@ -14,8 +14,9 @@ from lakehouse_common.config import ClientSettings, ServerSettings
 from lakehouse_common.contracts.storage import StorageClient
 from lakehouse_common.errors import Conflict, InvalidInput, NotFound, UpstreamUnavailable
 from lakehouse_common.http import HttpClient
+from lakehouse_common.ops.stack import free_port
 from lakehouse_common.tracing import current_trace_id
-from tests.conftest import LiveStack, free_port
+from tests.support.stack import LiveStack
 
 
 @pytest.fixture(scope="module")

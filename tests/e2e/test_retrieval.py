@@ -15,7 +15,7 @@ import pytest
 
 from lakehouse_common.cli.ingest import DEFAULT_TEMPLATE
 from lakehouse_common.ops.roster import write_roster
-from tests.conftest import LiveStack
+from tests.support.stack import LiveStack
 
 STACK = ("storaged", "catalogd", "ingestd", "queryd", "embedd", "vectord", "gateway")
 TEMPLATE = DEFAULT_TEMPLATE

@@ -15,7 +15,8 @@ import pytest
 
 from lakehouse_common.ops.stack import is_alive, pid_file, read_pid
 from lakehouse_common.topology import installed_daemons
-from tests.conftest import LiveStack, repo_root
+from tests.support.paths import repo_root
+from tests.support.stack import LiveStack
 
 ROOT = repo_root()
 DEMO_WORKERS = 300

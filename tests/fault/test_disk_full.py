@@ -37,7 +37,7 @@ from lakehouse_common.ops.stack import (
     pid_file,
     tail,
 )
-from tests.conftest import LiveStack
+from tests.support.stack import LiveStack
 
 pytestmark = pytest.mark.fault
 

@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
-from tests.conftest import LiveStack
+from tests.support.stack import LiveStack
 
 T = TypeVar("T")
 

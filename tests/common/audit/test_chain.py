@@ -39,7 +39,7 @@ from lakehouse_common.audit import append_row as append
 from lakehouse_common.audit import build_row as make_row
 from lakehouse_common.errors import Conflict, InvalidInput, NotFound
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "audit_known_answer.json"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "audit_known_answer.json"
 KEY = b"k" * 32
 NANOS_TS = "2026-05-02T09:14:03.461439210Z"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from tests.conftest import repo_root
+from tests.support.paths import repo_root
 
 
 def test_materializer_parity_script_passes() -> None:

@@ -15,7 +15,7 @@ import pytest
 from lakehouse_common.contracts.catalog import manifest_key, part_key
 from lakehouse_common.store import Store
 from lakehouse_common.store.settings import store_from_settings
-from tests.conftest import LiveStack, backend_config
+from tests.support.stack import LiveStack, backend_config
 
 
 @pytest.fixture(scope="module", params=["fs", "s3"])

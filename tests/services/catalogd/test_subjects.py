@@ -27,7 +27,7 @@ from lakehouse_common.cli.subjects import subject_id_for
 from lakehouse_common.config import audit_key_path
 from lakehouse_common.ops.roster import write_roster
 from lakehouse_common.tracing import TRACE_HEADER, mint_trace_id
-from tests.conftest import LiveStack
+from tests.support.stack import LiveStack
 
 ROSTER_ROWS = 300
 MAX_ACCESS_KEYS = 400

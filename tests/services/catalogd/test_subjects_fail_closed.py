@@ -25,8 +25,8 @@ from lakehouse_common.ops.stack import free_port
 from lakehouse_common.store.settings import store_from_settings
 from lakehouse_common.tracing import TRACE_HEADER, mint_trace_id
 from services.queryd.governance import GovernanceSnapshot
-from tests.conftest import LiveStack
-from tests.services.queryd.conftest import commit_table
+from tests.support.query import commit_table
+from tests.support.stack import LiveStack
 
 
 @pytest.fixture(scope="module")

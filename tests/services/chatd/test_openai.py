@@ -10,9 +10,9 @@ import openai
 import orjson
 import pytest
 
-from tests.conftest import LiveStack
-from tests.fakes.llm import FakeLLM, Reply
-from tests.services.chatd.conftest import user
+from tests.support.chat import user
+from tests.support.llm import FakeLLM, Reply
+from tests.support.stack import LiveStack
 
 COMPLETIONS = "/v1/chat/completions"
 

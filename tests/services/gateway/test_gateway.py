@@ -17,7 +17,7 @@ import pytest
 
 from lakehouse_common.topology import installed_daemons
 from lakehouse_common.tracing import TRACE_HEADER
-from tests.conftest import LiveStack
+from tests.support.stack import LiveStack
 
 MINTED = re.compile(r"[0-9a-f]{16}-[0-9a-f]{8}")
 

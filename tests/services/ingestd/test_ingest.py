@@ -29,7 +29,7 @@ from lakehouse_common.http import HttpClient
 from lakehouse_common.store import Store
 from lakehouse_common.store.settings import store_from_settings
 from lakehouse_common.tracing import TRACE_HEADER
-from tests.conftest import LiveStack, backend_config
+from tests.support.stack import LiveStack, backend_config
 
 BATCH_ROWS = 4096
 ROWS_PER_FILE = 50_000

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import LiveStack
+from tests.support.stack import LiveStack
 
 # Start order (SPEC §2); matrixd itself calls nothing at start.
 # catalogd: matrixd asks it which datasets are governed (subject audit, SPEC §8).

@@ -14,7 +14,6 @@ from lakehouse_common.contracts.vectors import VectorClient
 from lakehouse_common.http import HttpClient
 from lakehouse_common.tracing import TRACE_HEADER
 from services.matrixd.playbooks import PlaybookStore
-from tests.conftest import LiveStack
 from tests.services.matrixd.conftest import (
     CNC,
     FORKLIFT,
@@ -24,6 +23,7 @@ from tests.services.matrixd.conftest import (
     record,
     search,
 )
+from tests.support.stack import LiveStack
 
 RECORD = "/v1/matrix/playbooks/record"
 

@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import LiveStack
 from tests.services.matrixd.conftest import (
     CORE,
     FORKLIFT,
@@ -22,6 +21,7 @@ from tests.services.matrixd.conftest import (
     record,
     search,
 )
+from tests.support.stack import LiveStack
 
 WARM = {"query_role": FORKLIFT, "use_playbook": True}
 

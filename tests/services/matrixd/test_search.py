@@ -9,7 +9,6 @@ from typing import Any
 import httpx
 import numpy as np
 
-from tests.conftest import LiveStack, metric
 from tests.services.matrixd.conftest import (
     CNC,
     CNC_QUERY,
@@ -22,6 +21,8 @@ from tests.services.matrixd.conftest import (
     record,
     search,
 )
+from tests.support.metrics import metric
+from tests.support.stack import LiveStack
 
 K = 5
 PAYROLL_QUERY = "Quarterly payroll tax filing for the accounting department"

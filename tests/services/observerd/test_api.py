@@ -11,13 +11,10 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import LiveStack, metric
-from tests.services.observerd.conftest import (
-    RFC3339_NANOS,
-    assert_envelope,
-    file_records,
-    read_all,
-)
+from tests.support.envelope import assert_envelope
+from tests.support.metrics import metric
+from tests.support.observe import RFC3339_NANOS, file_records, read_all
+from tests.support.stack import LiveStack
 
 MAX_BATCH = 50
 MAX_EVENT = 2048

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import LiveStack
-from tests.services.observerd.conftest import file_records, read_all, stream_file
+from tests.support.observe import file_records, read_all, stream_file
+from tests.support.stack import LiveStack
 
 pytestmark = pytest.mark.fault
 

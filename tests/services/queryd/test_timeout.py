@@ -10,8 +10,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import LiveStack
-from tests.services.queryd.conftest import assert_envelope, rows, run
+from tests.support.envelope import assert_envelope
+from tests.support.query import rows, run
+from tests.support.stack import LiveStack
 
 TIMEOUT_S = 1.0
 # 10^18 rows to count: far beyond any time limit.

@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from lakehouse_common.tracing import TRACE_HEADER
-from tests.conftest import LiveStack, backend_config
+from tests.support.envelope import assert_envelope
+from tests.support.stack import LiveStack, backend_config
 
 MAX_BODY = 8 * 1024 * 1024
 
@@ -45,15 +46,6 @@ def unique(prefix: str = "k") -> str:
 
 def obj(bucket: str, key: str) -> str:
     return f"/v1/storage/objects/{bucket}/{key}"
-
-
-def assert_envelope(resp: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    body: dict[str, Any] = resp.json()
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    assert body["trace_id"] == resp.headers[TRACE_HEADER]
-    return body
 
 
 class TestPutObject:

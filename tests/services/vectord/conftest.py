@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import LiveStack
+from tests.support.stack import LiveStack
 
 EXACT_THRESHOLD = 30
 INITIAL_CAPACITY = 16

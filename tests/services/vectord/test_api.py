@@ -12,7 +12,6 @@ import pytest
 from lakehouse_common.contracts.vectors import IndexSearch, VectorClient
 from lakehouse_common.errors import NotFound
 from lakehouse_common.http import HttpClient
-from tests.conftest import LiveStack
 from tests.services.vectord.conftest import (
     EXACT_THRESHOLD,
     INITIAL_CAPACITY,
@@ -22,6 +21,7 @@ from tests.services.vectord.conftest import (
     make_items,
     unit_rows,
 )
+from tests.support.stack import LiveStack
 
 DIM = 8
 

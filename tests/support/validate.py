@@ -1,5 +1,5 @@
-"""validatord test helpers: a small real roster ingested through ingestd, envelope checks, and
-polling observerd for reported events."""
+"""validatord test helpers: a small real roster ingested through ingestd, and polling observerd
+for reported events."""
 
 from __future__ import annotations
 
@@ -9,12 +9,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pyarrow.parquet as pq
 
 from lakehouse_common.ops.roster import generate_roster
-from lakehouse_common.tracing import TRACE_HEADER
-from tests.conftest import LiveStack
+from tests.support.stack import LiveStack
 
 ROSTER_ROWS = 400
 ROSTER_SEED = 7
@@ -88,15 +86,6 @@ def eventually(check: Any, *, attempts: int = 200, pause_s: float = 0.05) -> Any
             return value
         time.sleep(pause_s)
     raise AssertionError("condition never held")
-
-
-def assert_envelope(resp: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    body: dict[str, Any] = resp.json()
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    assert body["trace_id"] == resp.headers[TRACE_HEADER]
-    return body
 
 
 def observed(stack: LiveStack, stream: str, trace_id: str, count: int = 1) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Helpers for observerd's tests (each module starts the observerd it needs)."""
+"""Helpers for observerd's tests: the stream files on disk and paging through the API."""
 
 from __future__ import annotations
 
@@ -9,17 +9,9 @@ from typing import Any
 import httpx
 import orjson
 
-from tests.conftest import LiveStack
+from tests.support.stack import LiveStack
 
 RFC3339_NANOS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z")
-
-
-def assert_envelope(resp: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    body: dict[str, Any] = resp.json()
-    assert body["error"]["code"] == code, body
-    assert body["trace_id"]
-    return body
 
 
 def stream_file(stack: LiveStack, stream: str) -> Path:
