@@ -17,16 +17,17 @@ import pytest
 
 from lakehouse_common.topology import installed_daemons
 from lakehouse_common.tracing import TRACE_HEADER
+from tests.support.envelope import assert_envelope
 from tests.support.stack import LiveStack
 
 MINTED = re.compile(r"[0-9a-f]{16}-[0-9a-f]{8}")
+MAX_BODY = 8 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
-    live = LiveStack.create(
-        tmp_path_factory.mktemp("gateway"), {"gateway": {"upstream_timeout_s": 1.0}}
-    )
+    extra = {"gateway": {"upstream_timeout_s": 1.0}, "server": {"max_body_bytes": MAX_BODY}}
+    live = LiveStack.create(tmp_path_factory.mktemp("gateway"), extra)
     with live.running("storaged", "gateway"):
         yield live
 
@@ -90,6 +91,19 @@ class TestRouting:
         assert got.status_code == 200
         assert got.headers["content-length"] == str(len(data))
         assert got.content == data
+
+    def test_streamed_body_over_the_limit_is_413_and_reaches_no_store(
+        self, gw: httpx.Client
+    ) -> None:
+        key = f"huge-{secrets.token_hex(4)}"
+
+        def chunks() -> Iterator[bytes]:
+            for _ in range(MAX_BODY // (1024 * 1024) + 2):
+                yield b"z" * (1024 * 1024)
+
+        resp = gw.put(f"/v1/storage/objects/lakehouse/{key}", content=chunks())
+        assert_envelope(resp, 413, "payload_too_large")
+        assert gw.get(f"/v1/storage/objects/lakehouse/{key}").status_code == 404
 
     def test_query_string_forwarded_unchanged(self, gw: httpx.Client) -> None:
         bucket = f"q-{secrets.token_hex(3)}"
