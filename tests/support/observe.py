@@ -9,18 +9,18 @@ from typing import Any
 import httpx
 import orjson
 
-from tests.support.stack import LiveStack
+from lakehouse_common.config import LakehouseSettings
 
 RFC3339_NANOS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z")
 
 
-def stream_file(stack: LiveStack, stream: str) -> Path:
-    return stack.settings.data_dir / "_kb" / f"{stream}.jsonl"
+def stream_file(settings: LakehouseSettings, stream: str) -> Path:
+    return settings.data_dir / "_kb" / f"{stream}.jsonl"
 
 
-def file_records(stack: LiveStack, stream: str) -> list[dict[str, Any]]:
+def file_records(settings: LakehouseSettings, stream: str) -> list[dict[str, Any]]:
     """Every line of the stream file, each asserted to be one complete JSON object."""
-    path = stream_file(stack, stream)
+    path = stream_file(settings, stream)
     if not path.exists():
         return []
     data = path.read_bytes()

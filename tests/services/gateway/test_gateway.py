@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from lakehouse_common.topology import installed_daemons
+from lakehouse_common.topology import default_routes, installed_daemons
 from lakehouse_common.tracing import TRACE_HEADER
 from tests.support.envelope import assert_envelope
 from tests.support.stack import LiveStack
@@ -150,6 +150,18 @@ class TestTraceIds:
 
 
 class TestUpstreamFailures:
+    @pytest.mark.parametrize("area, daemon", sorted(default_routes().items()))
+    def test_every_area_routes_to_its_daemon(
+        self, stack: LiveStack, gw: httpx.Client, area: str, daemon: str
+    ) -> None:
+        """Only storaged runs here: every other area's answer is the 502 naming its owner."""
+        resp = gw.get(f"/v1/{area}")
+        if daemon in stack.started:
+            assert resp.status_code != 502, resp.text
+        else:
+            body = assert_envelope(resp, 502, "upstream_unavailable")
+            assert body["error"]["details"] == {"daemon": daemon}
+
     def test_daemon_down_is_502_naming_it(self, gw: httpx.Client) -> None:
         resp = gw.post("/v1/query", json={"sql": "select 1"})
         assert resp.status_code == 502
