@@ -15,6 +15,29 @@ import pytest
 from lakehouse_common.logging import configure_logging
 from tests.support.stack import LiveStack, S3Server, s3_server_process
 
+SERVICES = Path(__file__).resolve().parent / "services"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group the tests for `--dist loadgroup` (the Makefile's XDIST, issue 15).
+
+    A daemon package whose conftest starts a package-scoped stack is one group: its modules run
+    on one worker one after the other, so the stack (embedd's model, queryd's lake…) starts
+    once. Under `--dist loadfile` the package's modules were spread over the workers and
+    interleaved with others', and pytest tore the package stack down and started it again each
+    time a worker came back to the package. Every other module is a group of its own, as with
+    `loadfile`. Without xdist the marks do nothing.
+    """
+    for item in items:
+        path = item.path
+        package = path.parent
+        if package.parent == SERVICES and (package / "conftest.py").exists():
+            group = package.relative_to(SERVICES.parent.parent).as_posix()
+        else:
+            group = path.relative_to(SERVICES.parent.parent).as_posix()
+        item.add_marker(pytest.mark.xdist_group(group))
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _json_logs() -> None:
