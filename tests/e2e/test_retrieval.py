@@ -15,6 +15,7 @@ import pytest
 
 from lakehouse_common.cli.ingest import DEFAULT_TEMPLATE
 from lakehouse_common.ops.roster import write_roster
+from tests.support.envelope import assert_envelope
 from tests.support.stack import LiveStack
 
 STACK = ("storaged", "catalogd", "ingestd", "queryd", "embedd", "vectord", "gateway")
@@ -143,5 +144,4 @@ class TestIndexJobErrors:
 
     def test_unknown_job_is_404(self, gw: httpx.Client) -> None:
         resp = gw.get("/v1/ingest/jobs/job-nope")
-        assert resp.status_code == 404
-        assert resp.json()["error"]["code"] == "not_found"
+        assert_envelope(resp, 404, "not_found")

@@ -17,6 +17,7 @@ from lakehouse_common.contracts.catalog import manifest_key, part_key
 from lakehouse_common.store import Store
 from lakehouse_common.store.settings import store_from_settings
 from services.catalogd.app import create_app
+from tests.support.envelope import assert_envelope
 from tests.support.inprocess import daemon_settings, in_process
 from tests.support.stack import backend_config
 
@@ -144,8 +145,7 @@ class TestCommitVersion:
     @pytest.mark.parametrize("bad", ["Workers", "1abc", "a__b", "a-b", "x_", "a" * 64])
     def test_bad_dataset_name_is_400(self, cd: httpx.Client, store: Store, bad: str) -> None:
         resp = commit(cd, bad, commit_body(store, "placeholder", 1))
-        assert resp.status_code == 400
-        assert resp.json()["error"]["code"] == "invalid_input"
+        assert_envelope(resp, 400, "invalid_input")
 
     @pytest.mark.parametrize(
         "mutate",
@@ -161,8 +161,7 @@ class TestCommitVersion:
         body = commit_body(store, name, 1)
         mutate(body)
         resp = commit(cd, name, body)
-        assert resp.status_code == 422
-        assert resp.json()["error"]["code"] == "invalid_request"
+        assert_envelope(resp, 422, "invalid_request")
 
 
 class TestReadDatasets:

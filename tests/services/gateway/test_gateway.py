@@ -115,21 +115,17 @@ class TestRouting:
 
     def test_upstream_error_envelope_passes_through(self, gw: httpx.Client) -> None:
         resp = gw.get("/v1/storage/objects/lakehouse/absent-key")
-        assert resp.status_code == 404
-        assert resp.json()["error"]["code"] == "not_found"
+        assert_envelope(resp, 404, "not_found")
 
     def test_path_no_daemon_owns_is_404_envelope(self, gw: httpx.Client) -> None:
         resp = gw.get("/v1/nowhere/x")
-        assert resp.status_code == 404
-        body = resp.json()
-        assert body["error"]["code"] == "not_found"
+        body = assert_envelope(resp, 404, "not_found")
         assert "/v1/nowhere/x" in body["error"]["message"]
         assert "storage" in body["error"]["details"]["known_areas"]
 
     def test_path_outside_v1_is_404_envelope(self, gw: httpx.Client) -> None:
         resp = gw.get("/elsewhere")
-        assert resp.status_code == 404
-        assert resp.json()["error"]["code"] == "not_found"
+        assert_envelope(resp, 404, "not_found")
 
 
 class TestTraceIds:
@@ -164,9 +160,7 @@ class TestUpstreamFailures:
 
     def test_daemon_down_is_502_naming_it(self, gw: httpx.Client) -> None:
         resp = gw.post("/v1/query", json={"sql": "select 1"})
-        assert resp.status_code == 502
-        body = resp.json()
-        assert body["error"]["code"] == "upstream_unavailable"
+        body = assert_envelope(resp, 502, "upstream_unavailable")
         assert "queryd" in body["error"]["message"]
         assert body["error"]["details"] == {"daemon": "queryd"}
 
@@ -176,9 +170,7 @@ class TestUpstreamFailures:
             resp = gw.get("/v1/vectors/indexes")
         finally:
             server.close()
-        assert resp.status_code == 504
-        body = resp.json()
-        assert body["error"]["code"] == "upstream_timeout"
+        body = assert_envelope(resp, 504, "upstream_timeout")
         assert "vectord" in body["error"]["message"]
 
 
@@ -224,8 +216,7 @@ class TestBearerAuth:
     def test_missing_token_is_401(self, secured: LiveStack, path: str) -> None:
         with secured.client("gateway") as c:
             resp = c.get(path)
-        assert resp.status_code == 401
-        assert resp.json()["error"]["code"] == "unauthorized"
+        assert_envelope(resp, 401, "unauthorized")
         assert resp.headers["www-authenticate"].startswith("Bearer")
 
     def test_wrong_token_is_401(self, secured: LiveStack) -> None:
