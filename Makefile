@@ -46,10 +46,12 @@ stop: ## stop exactly the processes the stack scripts started
 status: $(STAMP) ## table of daemons: port, pid, health
 	@bash scripts/status_stack.sh $(CONFIG_FLAG)
 
-# Two workers: most tests wait on real daemons, not the CPU. A test module stays on one worker
-# (--dist loadfile), so its module-scoped stack starts once. TEST_WORKERS=0 runs serially.
+# Two workers: most tests wait on real daemons, not the CPU. A test module stays on one worker,
+# and so does a daemon package whose conftest starts a package-scoped stack (--dist loadgroup;
+# the groups are set in tests/conftest.py), so each stack starts once. TEST_WORKERS=0 runs
+# serially.
 TEST_WORKERS ?= 2
-XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
 
 test: $(STAMP) ## run the whole test suite (what CI runs; TEST_WORKERS=2)
 	$(PY) -m pytest $(XDIST)

@@ -8,7 +8,7 @@ from typing import get_args, get_origin
 from pydantic import BaseModel
 
 from lakehouse_common.config import LakehouseSettings
-from tests.conftest import repo_root
+from tests.support.paths import repo_root
 
 ROOT = repo_root()
 

@@ -13,7 +13,7 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.conftest import repo_root
+from tests.support.paths import repo_root
 
 ROOT = repo_root()
 CORE = ROOT / "lakehouse_common"
@@ -128,3 +128,27 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert find_cycle(graph) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_tests_take_helpers_from_support_not_from_conftests_or_test_modules() -> None:
+    """A conftest only defines fixtures and a test module only tests: shared helpers live in
+    `tests/support/`, so moving or deleting a test never breaks another."""
+    offenders = []
+    for path in (ROOT / "tests").rglob("*.py"):
+        for name in imports_of(path):
+            last = name.split(".")[-1]
+            if name.startswith("tests.") and (last == "conftest" or last.startswith("test_")):
+                offenders.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert offenders == []
+
+
+def test_daemons_reach_their_state_through_the_typed_dependencies() -> None:
+    """`request.app.state.<x>` is untyped and fails late; every daemon keeps its resources in
+    its `state.py` State, reached through the async dependencies there."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in (ROOT / "services").rglob("*.py")
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if "app.state." in line and not line.lstrip().startswith("#")
+    ]
+    assert offenders == []

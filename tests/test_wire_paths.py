@@ -13,7 +13,7 @@ import ast
 import re
 from collections.abc import Iterator
 
-from tests.conftest import repo_root
+from tests.support.paths import repo_root
 
 ROOT = repo_root()
 TOOLING = tuple(ROOT / "lakehouse_common" / name for name in ("ops", "cli", "distill"))

@@ -24,8 +24,9 @@ from lakehouse_common.errors import (
     UpstreamUnavailable,
 )
 from lakehouse_common.http import HttpClient, bearer, upstream_failures
+from lakehouse_common.ops.stack import free_port
 from lakehouse_common.tracing import current_trace_id
-from tests.conftest import LiveStack, free_port
+from tests.support.stack import LiveStack
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from lakehouse_common.observer import (
 )
 from lakehouse_common.ops.stack import free_port
 from lakehouse_common.tracing import current_trace_id
-from tests.conftest import LiveStack
+from tests.support.stack import LiveStack
 
 
 @pytest.fixture(scope="module")

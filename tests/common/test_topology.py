@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lakehouse_common.topology import DAEMONS, default_routes, installed_daemons
-from tests.conftest import repo_root
+from tests.support.paths import repo_root
 
 ROOT = repo_root()
 SPEC_START_ORDER = [

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from lakehouse_common.ops.stack import is_alive, pid_file, read_pid
-from tests.conftest import LiveStack
+from tests.support.stack import LiveStack
 
 
 @pytest.mark.fault

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import LiveStack, backend_config
+from tests.support.stack import LiveStack, backend_config
 
 LAKE = ("storaged", "catalogd", "ingestd", "queryd", "gateway")
 

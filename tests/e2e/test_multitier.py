@@ -31,7 +31,7 @@ from lakehouse_common.ops.scenario_mix import (
     run_mix,
     sms_draft,
 )
-from tests.conftest import LiveStack
+from tests.support.stack import LiveStack
 
 WORKERS = 300
 DAEMONS = (

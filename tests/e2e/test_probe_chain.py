@@ -24,7 +24,7 @@ from lakehouse_common.ops.probes.story import run_story
 from lakehouse_common.ops.scenario_mix import HarnessError, MixConfig, run_mix
 from lakehouse_common.ops.stack import ephemeral_config
 from lakehouse_common.topology import DAEMON_NAMES
-from tests.conftest import LiveStack
+from tests.support.stack import LiveStack
 
 TOKEN = "probe-chain-token-1"
 WORKERS = 300

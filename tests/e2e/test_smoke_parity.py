@@ -27,7 +27,8 @@ import pytest
 from lakehouse_common.ops.probes.smoke import SMOKES
 from lakehouse_common.ops.stack import is_alive, pid_file, read_pid
 from lakehouse_common.topology import DAEMON_NAMES
-from tests.conftest import LiveStack, repo_root
+from tests.support.paths import repo_root
+from tests.support.stack import LiveStack
 
 ROOT = repo_root()
 ECHO_MODEL = "openai_compatible/echo"

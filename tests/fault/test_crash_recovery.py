@@ -32,8 +32,8 @@ from lakehouse_common.contracts.catalog import part_key
 from lakehouse_common.ops.stack import _stop_process, pid_file, read_pid
 from lakehouse_common.store import Store
 from lakehouse_common.store.settings import store_from_settings
-from tests.conftest import LiveStack
-from tests.fault.conftest import WriteStream, assert_502_naming, crash_during
+from tests.support.faults import WriteStream, assert_502_naming, crash_during
+from tests.support.stack import LiveStack
 
 pytestmark = pytest.mark.fault
 

@@ -37,7 +37,8 @@ from lakehouse_common.ops.stack import (
     pid_file,
     tail,
 )
-from tests.conftest import LiveStack
+from tests.support.envelope import assert_envelope
+from tests.support.stack import LiveStack
 
 pytestmark = pytest.mark.fault
 
@@ -153,11 +154,10 @@ def disk_path(stack: LiveStack, ns: Namespace, *parts: str) -> Path:
 def assert_refused(resp: httpx.Response, *statuses: int) -> dict[str, Any]:
     """A clean refusal: one of `statuses`, in the error envelope, saying why."""
     assert resp.status_code in statuses, resp.text
-    body: dict[str, Any] = resp.json()
+    body = assert_envelope(resp, resp.status_code)
     assert body["error"]["code"] in {"insufficient_storage", "service_unavailable"}, body
     message = body["error"]["message"].lower()
     assert "space" in message or "storage" in message, body
-    assert body["trace_id"]
     return body
 
 

@@ -26,6 +26,7 @@ from lakehouse_common.config import load_settings
 from lakehouse_common.contracts.observe import ObserveRequest
 from lakehouse_common.contracts.vectors import AddRequest, SearchRequest
 from lakehouse_common.errors import InvalidInput
+from tests.support.envelope import assert_envelope
 
 HUGE = 172849338392108093766461185589248
 
@@ -75,9 +76,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 async def test_a_4xx_echoing_a_huge_integer_is_still_a_4xx(client: httpx.AsyncClient) -> None:
     resp = await client.get("/v1/test/limit", params={"limit": HUGE})
-    assert resp.status_code == 400, resp.text
-    body = resp.json()
-    assert body["error"]["code"] == "invalid_input"
+    body = assert_envelope(resp, 400, "invalid_input")
     assert body["error"]["details"] == {"limit": HUGE, "max": 1000}
     assert body["trace_id"]
 
@@ -85,17 +84,14 @@ async def test_a_4xx_echoing_a_huge_integer_is_still_a_4xx(client: httpx.AsyncCl
 @pytest.mark.parametrize("how", ["enospc", "quota", "wrapped", "sqlite"])
 async def test_a_full_disk_is_507_insufficient_storage(client: httpx.AsyncClient, how: str) -> None:
     resp = await client.put(f"/v1/test/full/{how}")
-    assert resp.status_code == 507, resp.text
-    body = resp.json()
-    assert body["error"]["code"] == "insufficient_storage"
+    body = assert_envelope(resp, 507, "insufficient_storage")
     assert "nothing was kept" in body["error"]["message"]
     assert body["trace_id"]
 
 
 async def test_other_os_errors_stay_500(client: httpx.AsyncClient) -> None:
     resp = await client.put("/v1/test/full/eacces")
-    assert resp.status_code == 500
-    assert resp.json()["error"]["code"] == "internal"
+    assert_envelope(resp, 500, "internal")
 
 
 @pytest.mark.parametrize("model", [AddRequest, SearchRequest, ObserveRequest])

@@ -32,8 +32,8 @@ from typing import Any
 import pytest
 
 from lakehouse_common.topology import installed_daemons
-from tests.conftest import LiveStack
-from tests.fakes.llm import FakeLLM
+from tests.support.llm import FakeLLM
+from tests.support.stack import LiveStack
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.slow]
 

@@ -14,7 +14,7 @@ from lakehouse_common.ops.stack import free_port
 from lakehouse_common.store import FsStore, S3Store, Store
 
 if TYPE_CHECKING:
-    from tests.conftest import S3Server
+    from tests.support.stack import S3Server
 
 MIB = 1024 * 1024
 # Small multipart settings so the contract suite's multi-MB objects take the multipart path.
@@ -24,7 +24,7 @@ S3_PART_SIZE = 5 * MIB
 
 @pytest.fixture(scope="session")
 def moto_endpoint(s3_server: S3Server) -> str:
-    """URL of the session's real moto S3 server process (``s3_server`` in tests/conftest.py:
+    """URL of the session's real moto S3 server process (``s3_server`` in tests/conftest.py,
     ``python -m moto.server`` on a free loopback port, stopped by its pid at session end), so
     these tests and the storaged tests share one server."""
     return s3_server.endpoint

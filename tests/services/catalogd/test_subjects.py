@@ -27,7 +27,8 @@ from lakehouse_common.cli.subjects import subject_id_for
 from lakehouse_common.config import audit_key_path
 from lakehouse_common.ops.roster import write_roster
 from lakehouse_common.tracing import TRACE_HEADER, mint_trace_id
-from tests.conftest import LiveStack
+from tests.support.envelope import assert_envelope
+from tests.support.stack import LiveStack
 
 ROSTER_ROWS = 300
 MAX_ACCESS_KEYS = 400
@@ -85,14 +86,6 @@ def cd(stack: LiveStack, first_sync: str) -> Iterator[httpx.Client]:
 def gw(stack: LiveStack, first_sync: str) -> Iterator[httpx.Client]:
     with stack.client("gateway") as client:
         yield client
-
-
-def envelope(resp: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    body: dict[str, Any] = resp.json()
-    assert body["error"]["code"] == code
-    assert body["trace_id"] == resp.headers[TRACE_HEADER]
-    return body
 
 
 def manifest(row_key: str, **over: Any) -> dict[str, Any]:
@@ -181,26 +174,26 @@ class TestPutSubject:
 
     def test_unknown_dataset_is_404(self, cd: httpx.Client) -> None:
         resp = cd.put("/v1/catalog/subjects/T-nods", json=manifest("x-1", dataset="nope"))
-        envelope(resp, 404, "not_found")
+        assert_envelope(resp, 404, "not_found")
 
     def test_column_the_dataset_lacks_is_422(self, cd: httpx.Client) -> None:
         resp = cd.put("/v1/catalog/subjects/T-nocol", json=manifest("x-2", pii_fields=["phnoe"]))
-        body = envelope(resp, 422, "invalid_request")
+        body = assert_envelope(resp, 422, "invalid_request")
         assert body["error"]["details"]["missing_columns"] == ["phnoe"]
         assert cd.get("/v1/catalog/subjects/T-nocol").status_code == 404
 
     def test_row_of_another_subject_is_409(self, cd: httpx.Client) -> None:
         resp = cd.put("/v1/catalog/subjects/T-thief", json=manifest("w-17"))
-        body = envelope(resp, 409, "conflict")
+        body = assert_envelope(resp, 409, "conflict")
         assert body["error"]["details"]["subject_id"] == "WORKER-17"
 
     def test_another_key_column_is_409(self, cd: httpx.Client) -> None:
         resp = cd.put("/v1/catalog/subjects/T-key", json=manifest("x-3", key_column="email"))
-        envelope(resp, 409, "conflict")
+        assert_envelope(resp, 409, "conflict")
 
     @pytest.mark.parametrize("subject_id", ["-x", ".hidden", "a b", "a:b", "x" * 129])
     def test_bad_subject_id_is_400(self, cd: httpx.Client, subject_id: str) -> None:
-        envelope(
+        assert_envelope(
             cd.put(f"/v1/catalog/subjects/{subject_id}", json=manifest("x-4")), 400, "invalid_input"
         )
 
@@ -217,12 +210,12 @@ class TestPutSubject:
         ],
     )
     def test_malformed_manifest_is_422(self, cd: httpx.Client, body: dict[str, Any]) -> None:
-        envelope(cd.put("/v1/catalog/subjects/T-bad", json=body), 422, "invalid_request")
+        assert_envelope(cd.put("/v1/catalog/subjects/T-bad", json=body), 422, "invalid_request")
 
 
 class TestGetAndList:
     def test_unknown_subject_is_404(self, cd: httpx.Client) -> None:
-        envelope(cd.get("/v1/catalog/subjects/WORKER-99999"), 404, "not_found")
+        assert_envelope(cd.get("/v1/catalog/subjects/WORKER-99999"), 404, "not_found")
 
     def test_list_pages_in_id_order(self, cd: httpx.Client) -> None:
         seen: list[str] = []
@@ -250,7 +243,7 @@ class TestBatch:
     def test_a_refused_manifest_refuses_the_whole_batch(self, cd: httpx.Client) -> None:
         good = {"subject_id": "T-batch-ok", **manifest("x-b1")}
         bad = {"subject_id": "T-batch-bad", **manifest("x-b2", pii_fields=["nope"])}
-        envelope(
+        assert_envelope(
             cd.post("/v1/catalog/subjects", json={"subjects": [good, bad]}), 422, "invalid_request"
         )
         assert cd.get("/v1/catalog/subjects/T-batch-ok").status_code == 404
@@ -258,17 +251,21 @@ class TestBatch:
     def test_duplicate_subject_in_a_batch_is_400(self, cd: httpx.Client) -> None:
         one = {"subject_id": "T-dup", **manifest("x-d1")}
         two = {"subject_id": "T-dup", **manifest("x-d2")}
-        envelope(
+        assert_envelope(
             cd.post("/v1/catalog/subjects", json={"subjects": [one, two]}), 400, "invalid_input"
         )
 
     def test_row_claimed_twice_in_a_batch_is_409(self, cd: httpx.Client) -> None:
         one = {"subject_id": "T-r1", **manifest("x-same")}
         two = {"subject_id": "T-r2", **manifest("x-same")}
-        envelope(cd.post("/v1/catalog/subjects", json={"subjects": [one, two]}), 409, "conflict")
+        assert_envelope(
+            cd.post("/v1/catalog/subjects", json={"subjects": [one, two]}), 409, "conflict"
+        )
 
     def test_empty_batch_is_422(self, cd: httpx.Client) -> None:
-        envelope(cd.post("/v1/catalog/subjects", json={"subjects": []}), 422, "invalid_request")
+        assert_envelope(
+            cd.post("/v1/catalog/subjects", json={"subjects": []}), 422, "invalid_request"
+        )
 
 
 class TestAppend:
@@ -292,7 +289,7 @@ class TestAppend:
     def test_unknown_subject_is_404_and_writes_nothing(
         self, cd: httpx.Client, stack: LiveStack
     ) -> None:
-        envelope(append(cd, "T-never"), 404, "not_found")
+        assert_envelope(append(cd, "T-never"), 404, "not_found")
         assert not log_path(stack, "T-never").exists()
 
     @pytest.mark.parametrize(
@@ -306,12 +303,14 @@ class TestAppend:
     )
     def test_malformed_append_is_422(self, cd: httpx.Client, body: dict[str, Any]) -> None:
         sid = new_subject(cd)
-        envelope(cd.post(f"/v1/catalog/subjects/{sid}/audit", json=body), 422, "invalid_request")
+        assert_envelope(
+            cd.post(f"/v1/catalog/subjects/{sid}/audit", json=body), 422, "invalid_request"
+        )
         assert rows_of(cd, sid) == []
 
     def test_the_chain_writes_rotation_rows_not_callers(self, cd: httpx.Client) -> None:
         sid = new_subject(cd)
-        envelope(append(cd, sid, action="key_rotation"), 400, "invalid_input")
+        assert_envelope(append(cd, sid, action="key_rotation"), 400, "invalid_input")
 
     def test_timestamp_ending_in_zero_nanos_verifies(self, cd: httpx.Client) -> None:
         sid = new_subject(cd)
@@ -370,11 +369,11 @@ class TestReadAudit:
         }
 
     def test_unknown_subject_is_404(self, cd: httpx.Client) -> None:
-        envelope(cd.get("/v1/catalog/subjects/T-none/audit"), 404, "not_found")
-        envelope(cd.get("/v1/catalog/subjects/T-none/audit/verify"), 404, "not_found")
+        assert_envelope(cd.get("/v1/catalog/subjects/T-none/audit"), 404, "not_found")
+        assert_envelope(cd.get("/v1/catalog/subjects/T-none/audit/verify"), 404, "not_found")
 
     def test_negative_since_seq_is_422(self, cd: httpx.Client) -> None:
-        envelope(
+        assert_envelope(
             cd.get("/v1/catalog/subjects/WORKER-1/audit", params={"since_seq": -1}),
             422,
             "invalid_request",
@@ -450,7 +449,7 @@ class TestTampering:
         self.check(cd, sid, 4, "no trailing newline")
         # A torn tip is never extended: the append is refused and the file left as it is.
         before = path.read_bytes()
-        envelope(append(cd, sid), 409, "conflict")
+        assert_envelope(append(cd, sid), 409, "conflict")
         assert path.read_bytes() == before
 
 
@@ -508,7 +507,7 @@ class TestAccessRecord:
     def test_too_many_keys_is_422(self, cd: httpx.Client) -> None:
         keys = [f"w-{n}" for n in range(MAX_ACCESS_KEYS + 1)]
         body = {"dataset": "workers", "row_keys": keys, "accessor": "v", "purpose": "p"}
-        envelope(cd.post("/v1/catalog/audit/access", json=body), 422, "invalid_request")
+        assert_envelope(cd.post("/v1/catalog/audit/access", json=body), 422, "invalid_request")
 
     @pytest.mark.parametrize(
         "body",
@@ -520,7 +519,7 @@ class TestAccessRecord:
         ],
     )
     def test_malformed_record_is_422(self, cd: httpx.Client, body: dict[str, Any]) -> None:
-        envelope(cd.post("/v1/catalog/audit/access", json=body), 422, "invalid_request")
+        assert_envelope(cd.post("/v1/catalog/audit/access", json=body), 422, "invalid_request")
 
 
 def query(gw: httpx.Client, sql: str, trace: str | None = None, **extra: Any) -> httpx.Response:
@@ -601,7 +600,7 @@ class TestAuditedQueries:
         self, gw: httpx.Client, cd: httpx.Client, sql: str
     ) -> None:
         before = len(rows_of(cd, "WORKER-24"))
-        body = envelope(query(gw, sql), 400, "invalid_input")
+        body = assert_envelope(query(gw, sql), 400, "invalid_input")
         assert "key column 'id'" in body["error"]["message"]
         assert body["error"]["details"]["dataset"] == "workers"
         assert len(rows_of(cd, "WORKER-24")) == before

@@ -26,8 +26,9 @@ from lakehouse_common.ops.stack import free_port
 from lakehouse_common.store.settings import store_from_settings
 from lakehouse_common.tracing import TRACE_HEADER, mint_trace_id
 from services.queryd.governance import GovernanceSnapshot
-from tests.conftest import LiveStack
-from tests.services.queryd.conftest import commit_table
+from tests.support.envelope import assert_envelope
+from tests.support.query import commit_table
+from tests.support.stack import LiveStack
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +63,7 @@ def test_pii_is_withheld_when_catalogd_cannot_record_the_access(stack: LiveStack
             pytest.fail("queryd never audited the read")
         stack.kill_9("catalogd")  # the catalogd this module started
         resp = qd.post("/v1/query", json=sql)
-        assert resp.status_code == 503, resp.text
-        body = resp.json()
-        assert body["error"]["code"] == "service_unavailable"
+        body = assert_envelope(resp, 503, "service_unavailable")
         assert "catalogd" in body["error"]["message"]
         assert body["error"]["details"]["daemon"] == "catalogd"
         assert "555-0101" not in resp.text

@@ -24,7 +24,7 @@ from lakehouse_common.config import audit_key_path
 from lakehouse_common.contracts.catalog import part_key
 from lakehouse_common.ops.stack import StackError, stack_status
 from lakehouse_common.store.settings import store_from_settings
-from tests.conftest import LiveStack
+from tests.support.stack import LiveStack
 
 
 @pytest.fixture(scope="module")

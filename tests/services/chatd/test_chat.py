@@ -9,9 +9,7 @@ import pytest
 
 from lakehouse_common.contracts.chat import ChatClient, ChatMessage, ChatRequest, NoProvider
 from lakehouse_common.http import HttpClient
-from tests.conftest import LiveStack, metric
-from tests.fakes.llm import FakeLLM, Reply
-from tests.services.chatd.conftest import (
+from tests.support.chat import (
     COLD_START_TIMEOUT_S,
     KEY_OF,
     KEYS,
@@ -20,14 +18,15 @@ from tests.services.chatd.conftest import (
     UNSET_KEY_ENV,
     user,
 )
+from tests.support.envelope import assert_envelope
+from tests.support.llm import FakeLLM, Reply
+from tests.support.metrics import metric
+from tests.support.stack import LiveStack
 
 
 def _error(response: httpx.Response, status: int, code: str) -> dict[str, object]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["error"]["code"] == code, body
-    assert body["trace_id"]
-    error: dict[str, object] = body["error"]
+    """The `error` object of an enveloped answer."""
+    error: dict[str, object] = assert_envelope(response, status, code)["error"]
     return error
 
 

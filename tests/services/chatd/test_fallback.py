@@ -11,9 +11,10 @@ import httpx
 import pytest
 
 from lakehouse_common.ops.stack import free_port
-from tests.conftest import LiveStack, metric
-from tests.fakes.llm import FakeLLM, Reply
-from tests.services.chatd.conftest import RETRY, chat_stack, user
+from tests.support.chat import RETRY, chat_stack, user
+from tests.support.llm import FakeLLM, Reply
+from tests.support.metrics import metric
+from tests.support.stack import LiveStack
 
 CHAIN = ["ollama/primary", "openai_compatible/backup", "vllm/last"]
 

@@ -10,7 +10,7 @@ import pytest
 import services.chatd.app as chatd_app
 from lakehouse_common.config import LakehouseSettings
 from lakehouse_common.ops.stack import ephemeral_config
-from tests.services.failed_start import assert_start_fails, refuse, watch_opened
+from tests.support.failed_start import assert_start_fails, refuse, watch_opened
 
 
 async def test_failed_start_closes_provider_session_observer_and_pool(

@@ -10,9 +10,10 @@ import openai
 import orjson
 import pytest
 
-from tests.conftest import LiveStack
-from tests.fakes.llm import FakeLLM, Reply
-from tests.services.chatd.conftest import user
+from tests.support.chat import user
+from tests.support.envelope import assert_envelope
+from tests.support.llm import FakeLLM, Reply
+from tests.support.stack import LiveStack
 
 COMPLETIONS = "/v1/chat/completions"
 
@@ -171,8 +172,7 @@ class TestCompletions:
         self, chatd: httpx.Client, fakes: dict[str, FakeLLM], body: dict[str, Any]
     ) -> None:
         response = chatd.post(COMPLETIONS, json=body)
-        assert response.status_code == 422, response.text
-        assert response.json()["error"]["code"] == "invalid_request"
+        assert_envelope(response, 422, "invalid_request")
         assert fakes["ollama"].chat_requests() == []
 
 
@@ -215,8 +215,7 @@ class TestStreaming:
         fakes["openai"].script(Reply.error(404, "no such model"))
         body = {"model": "openai/m", "messages": user("x"), "stream": True}
         response = chatd.post(COMPLETIONS, json=body)
-        assert response.status_code == 502
-        assert response.json()["error"]["code"] == "upstream_error"
+        assert_envelope(response, 502, "upstream_error")
 
     def test_a_stream_failing_before_its_first_token_is_retried(
         self, chatd: httpx.Client, fakes: dict[str, FakeLLM]
@@ -273,5 +272,4 @@ class TestModels:
 
     def test_an_unknown_model_is_404(self, chatd: httpx.Client) -> None:
         response = chatd.get("/v1/models/openai/nope")
-        assert response.status_code == 404
-        assert response.json()["error"]["code"] == "not_found"
+        assert_envelope(response, 404, "not_found")

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import orjson
 
-from tests.conftest import LiveStack
-from tests.fakes.llm import FakeLLM, Reply
-from tests.services.chatd.conftest import KEY_OF, KEYS, PROVIDERS, UNSET_KEY_ENV, user
+from tests.support.chat import KEY_OF, KEYS, PROVIDERS, UNSET_KEY_ENV, user
+from tests.support.llm import FakeLLM, Reply
+from tests.support.stack import LiveStack
 
 
 def _by_name(chatd: httpx.Client) -> dict[str, dict[str, Any]]:

@@ -13,18 +13,18 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import LiveStack
-from tests.services.embedd.fake_providers import FakeProviders
-
-API_KEY_ENV = "EMBEDD_TEST_API_KEY"
-API_KEY = "sk-test-0f3c9a1e7b5d2468"
-PROVIDER_TIMEOUT_S = 1.0
-MAX_TEXTS = 32
-MAX_TEXT_CHARS = 500
-CACHE_SIZE = 64
-BATCH_MAX_TEXTS = 16
-# Long enough that 20 requests fired together surely share model calls.
-BATCH_WAIT_MS = 50.0
+from tests.support.embed import (
+    API_KEY,
+    API_KEY_ENV,
+    BATCH_MAX_TEXTS,
+    BATCH_WAIT_MS,
+    CACHE_SIZE,
+    MAX_TEXT_CHARS,
+    MAX_TEXTS,
+    PROVIDER_TIMEOUT_S,
+)
+from tests.support.embed_providers import FakeProviders
+from tests.support.stack import LiveStack
 
 
 @pytest.fixture(scope="package")

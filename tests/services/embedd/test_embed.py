@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 from typing import Any
 
 import httpx
@@ -13,37 +12,19 @@ import pytest
 from lakehouse_common.config import ClientSettings
 from lakehouse_common.contracts.embed import EmbedClient, UnknownModel
 from lakehouse_common.http import HttpClient
-from tests.conftest import LiveStack, metric
-from tests.services.embedd.conftest import (
+from tests.support.embed import (
     BATCH_MAX_TEXTS,
     CACHE_SIZE,
     MAX_TEXT_CHARS,
     MAX_TEXTS,
+    MODEL,
+    embed,
+    unique,
+    vectors_of,
 )
-
-MODEL = "all-MiniLM-L6-v2"
-
-
-def unique(text: str) -> str:
-    """A text no other test has embedded (so it is not in the cache)."""
-    return f"{text} #{secrets.token_hex(4)}"
-
-
-def embed(client: httpx.Client, texts: list[Any], **extra: Any) -> httpx.Response:
-    return client.post("/v1/embed", json={"texts": texts, **extra})
-
-
-def vectors_of(resp: httpx.Response) -> np.ndarray:
-    assert resp.status_code == 200, resp.text
-    return np.asarray(resp.json()["vectors"], dtype=np.float64)
-
-
-def assert_error(resp: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    body: dict[str, Any] = resp.json()
-    assert body["error"]["code"] == code, body
-    assert body["trace_id"]
-    return body
+from tests.support.envelope import assert_envelope
+from tests.support.metrics import metric
+from tests.support.stack import LiveStack
 
 
 class TestEmbedLocal:
@@ -153,17 +134,17 @@ class TestBatching:
 
 class TestLimits:
     def test_empty_list_is_422(self, embedd: httpx.Client) -> None:
-        assert_error(embed(embedd, []), 422, "invalid_request")
+        assert_envelope(embed(embedd, []), 422, "invalid_request")
 
     def test_missing_texts_is_422(self, embedd: httpx.Client) -> None:
-        assert_error(embedd.post("/v1/embed", json={"model": MODEL}), 422, "invalid_request")
+        assert_envelope(embedd.post("/v1/embed", json={"model": MODEL}), 422, "invalid_request")
 
     def test_more_than_max_texts_is_422(self, embedd: httpx.Client) -> None:
-        body = assert_error(embed(embedd, ["x"] * (MAX_TEXTS + 1)), 422, "invalid_request")
+        body = assert_envelope(embed(embedd, ["x"] * (MAX_TEXTS + 1)), 422, "invalid_request")
         assert body["error"]["details"]["limit"] == MAX_TEXTS
 
     def test_text_over_max_chars_is_422_naming_its_index(self, embedd: httpx.Client) -> None:
-        body = assert_error(
+        body = assert_envelope(
             embed(embedd, ["ok", "y" * (MAX_TEXT_CHARS + 1)]), 422, "invalid_request"
         )
         assert body["error"]["details"]["index"] == 1
@@ -174,19 +155,19 @@ class TestLimits:
 
     @pytest.mark.parametrize("bad", [1, None, ["nested"], {"t": "x"}])
     def test_non_string_text_is_422(self, embedd: httpx.Client, bad: Any) -> None:
-        assert_error(embed(embedd, ["fine", bad]), 422, "invalid_request")
+        assert_envelope(embed(embedd, ["fine", bad]), 422, "invalid_request")
 
     def test_unknown_local_model_is_422_listing_known_models(self, embedd: httpx.Client) -> None:
-        body = assert_error(embed(embedd, ["x"], model="bert-base"), 422, "unknown_model")
+        body = assert_envelope(embed(embedd, ["x"], model="bert-base"), 422, "unknown_model")
         assert body["error"]["details"]["local"] == [MODEL]
         assert MODEL in body["error"]["message"]
 
     def test_unknown_provider_prefix_is_an_unknown_local_model(self, embedd: httpx.Client) -> None:
-        body = assert_error(embed(embedd, ["x"], model="cohere/embed-v3"), 422, "unknown_model")
+        body = assert_envelope(embed(embedd, ["x"], model="cohere/embed-v3"), 422, "unknown_model")
         assert body["error"]["details"]["providers"] == ["ollama", "openai_compatible"]
 
     def test_unknown_field_is_422(self, embedd: httpx.Client) -> None:
-        assert_error(embed(embedd, ["x"], normalize=False), 422, "invalid_request")
+        assert_envelope(embed(embedd, ["x"], normalize=False), 422, "invalid_request")
 
 
 class TestModels:

@@ -1,5 +1,5 @@
 """embedd's remote providers (SPEC §5) against a real HTTP server on loopback that speaks the
-Ollama and OpenAI embedding APIs (`fake_providers.py`), including its failure modes."""
+Ollama and OpenAI embedding APIs (tests/support/embed_providers.py), with its failure modes."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import LiveStack, metric
-from tests.services.embedd.conftest import API_KEY, PROVIDER_TIMEOUT_S
-from tests.services.embedd.fake_providers import DIMENSION, FakeProviders, raw_vector, unit
-from tests.services.embedd.test_embed import assert_error, embed, unique, vectors_of
+from tests.support.embed import API_KEY, PROVIDER_TIMEOUT_S, embed, unique, vectors_of
+from tests.support.embed_providers import DIMENSION, FakeProviders, raw_vector, unit
+from tests.support.envelope import assert_envelope
+from tests.support.metrics import metric
+from tests.support.stack import LiveStack
 
 PROVIDERS = ["ollama", "openai_compatible"]
 PATHS = {"ollama": "/api/embed", "openai_compatible": "/v1/embeddings"}
@@ -67,7 +68,7 @@ class TestRemoteFailures:
     def test_http_500_is_502_upstream_error_naming_the_provider(
         self, embedd: httpx.Client, provider: str
     ) -> None:
-        body = assert_error(
+        body = assert_envelope(
             embed(embedd, [unique("x")], model=f"{provider}/fail-500"), 502, "upstream_error"
         )
         assert body["error"]["details"]["provider"] == provider
@@ -80,7 +81,9 @@ class TestRemoteFailures:
         self, embedd: httpx.Client, provider: str, mode: str
     ) -> None:
         texts = [unique("x"), unique("y")]
-        body = assert_error(embed(embedd, texts, model=f"{provider}/{mode}"), 502, "upstream_error")
+        body = assert_envelope(
+            embed(embedd, texts, model=f"{provider}/{mode}"), 502, "upstream_error"
+        )
         assert body["error"]["details"]["provider"] == provider
         assert "malformed" in body["error"]["message"]
 
@@ -88,7 +91,7 @@ class TestRemoteFailures:
     def test_slow_provider_is_504_upstream_timeout(
         self, embedd: httpx.Client, provider: str
     ) -> None:
-        body = assert_error(
+        body = assert_envelope(
             embed(embedd, [unique("x")], model=f"{provider}/slow"), 504, "upstream_timeout"
         )
         assert body["error"]["details"]["provider"] == provider
@@ -100,7 +103,7 @@ class TestRemoteFailures:
         fake.stop()
         try:
             for provider in PROVIDERS:
-                body = assert_error(
+                body = assert_envelope(
                     embed(embedd, [unique("x")], model=f"{provider}/m"),
                     502,
                     "upstream_unavailable",
@@ -119,7 +122,7 @@ class TestRemoteFailures:
         text = unique("x")
         seen = len(fake.calls)
         for _ in range(2):
-            assert_error(embed(embedd, [text], model="ollama/fail-500"), 502, "upstream_error")
+            assert_envelope(embed(embedd, [text], model="ollama/fail-500"), 502, "upstream_error")
         assert len(fake.calls) == seen + 2
         assert metric(embedd, "lakehouse_embed_provider_errors_total", **labels) == before + 2
 
@@ -129,7 +132,7 @@ class TestKeyNeverLeaks:
         self, embedd: httpx.Client, stack: LiveStack
     ) -> None:
         resp = embed(embedd, [unique("x")], model="openai_compatible/unauthorized")
-        body: dict[str, Any] = assert_error(resp, 502, "upstream_error")
+        body: dict[str, Any] = assert_envelope(resp, 502, "upstream_error")
         assert body["error"]["details"]["status"] == 401
         assert "***" in body["error"]["details"]["body"]  # the provider quoted it; we redacted
         assert API_KEY not in resp.text

@@ -15,18 +15,19 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from lakehouse_common.topology import installed_daemons
+from lakehouse_common.topology import default_routes, installed_daemons
 from lakehouse_common.tracing import TRACE_HEADER
-from tests.conftest import LiveStack
+from tests.support.envelope import assert_envelope
+from tests.support.stack import LiveStack
 
 MINTED = re.compile(r"[0-9a-f]{16}-[0-9a-f]{8}")
+MAX_BODY = 8 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
-    live = LiveStack.create(
-        tmp_path_factory.mktemp("gateway"), {"gateway": {"upstream_timeout_s": 1.0}}
-    )
+    extra = {"gateway": {"upstream_timeout_s": 1.0}, "server": {"max_body_bytes": MAX_BODY}}
+    live = LiveStack.create(tmp_path_factory.mktemp("gateway"), extra)
     with live.running("storaged", "gateway"):
         yield live
 
@@ -91,6 +92,19 @@ class TestRouting:
         assert got.headers["content-length"] == str(len(data))
         assert got.content == data
 
+    def test_streamed_body_over_the_limit_is_413_and_reaches_no_store(
+        self, gw: httpx.Client
+    ) -> None:
+        key = f"huge-{secrets.token_hex(4)}"
+
+        def chunks() -> Iterator[bytes]:
+            for _ in range(MAX_BODY // (1024 * 1024) + 2):
+                yield b"z" * (1024 * 1024)
+
+        resp = gw.put(f"/v1/storage/objects/lakehouse/{key}", content=chunks())
+        assert_envelope(resp, 413, "payload_too_large")
+        assert gw.get(f"/v1/storage/objects/lakehouse/{key}").status_code == 404
+
     def test_query_string_forwarded_unchanged(self, gw: httpx.Client) -> None:
         bucket = f"q-{secrets.token_hex(3)}"
         for key in ("a/1", "a/2", "b/1"):
@@ -101,21 +115,17 @@ class TestRouting:
 
     def test_upstream_error_envelope_passes_through(self, gw: httpx.Client) -> None:
         resp = gw.get("/v1/storage/objects/lakehouse/absent-key")
-        assert resp.status_code == 404
-        assert resp.json()["error"]["code"] == "not_found"
+        assert_envelope(resp, 404, "not_found")
 
     def test_path_no_daemon_owns_is_404_envelope(self, gw: httpx.Client) -> None:
         resp = gw.get("/v1/nowhere/x")
-        assert resp.status_code == 404
-        body = resp.json()
-        assert body["error"]["code"] == "not_found"
+        body = assert_envelope(resp, 404, "not_found")
         assert "/v1/nowhere/x" in body["error"]["message"]
         assert "storage" in body["error"]["details"]["known_areas"]
 
     def test_path_outside_v1_is_404_envelope(self, gw: httpx.Client) -> None:
         resp = gw.get("/elsewhere")
-        assert resp.status_code == 404
-        assert resp.json()["error"]["code"] == "not_found"
+        assert_envelope(resp, 404, "not_found")
 
 
 class TestTraceIds:
@@ -136,11 +146,21 @@ class TestTraceIds:
 
 
 class TestUpstreamFailures:
+    @pytest.mark.parametrize("area, daemon", sorted(default_routes().items()))
+    def test_every_area_routes_to_its_daemon(
+        self, stack: LiveStack, gw: httpx.Client, area: str, daemon: str
+    ) -> None:
+        """Only storaged runs here: every other area's answer is the 502 naming its owner."""
+        resp = gw.get(f"/v1/{area}")
+        if daemon in stack.started:
+            assert resp.status_code != 502, resp.text
+        else:
+            body = assert_envelope(resp, 502, "upstream_unavailable")
+            assert body["error"]["details"] == {"daemon": daemon}
+
     def test_daemon_down_is_502_naming_it(self, gw: httpx.Client) -> None:
         resp = gw.post("/v1/query", json={"sql": "select 1"})
-        assert resp.status_code == 502
-        body = resp.json()
-        assert body["error"]["code"] == "upstream_unavailable"
+        body = assert_envelope(resp, 502, "upstream_unavailable")
         assert "queryd" in body["error"]["message"]
         assert body["error"]["details"] == {"daemon": "queryd"}
 
@@ -150,9 +170,7 @@ class TestUpstreamFailures:
             resp = gw.get("/v1/vectors/indexes")
         finally:
             server.close()
-        assert resp.status_code == 504
-        body = resp.json()
-        assert body["error"]["code"] == "upstream_timeout"
+        body = assert_envelope(resp, 504, "upstream_timeout")
         assert "vectord" in body["error"]["message"]
 
 
@@ -198,8 +216,7 @@ class TestBearerAuth:
     def test_missing_token_is_401(self, secured: LiveStack, path: str) -> None:
         with secured.client("gateway") as c:
             resp = c.get(path)
-        assert resp.status_code == 401
-        assert resp.json()["error"]["code"] == "unauthorized"
+        assert_envelope(resp, 401, "unauthorized")
         assert resp.headers["www-authenticate"].startswith("Bearer")
 
     def test_wrong_token_is_401(self, secured: LiveStack) -> None:

@@ -29,7 +29,8 @@ from lakehouse_common.http import HttpClient
 from lakehouse_common.store import Store
 from lakehouse_common.store.settings import store_from_settings
 from lakehouse_common.tracing import TRACE_HEADER
-from tests.conftest import LiveStack, backend_config
+from tests.support.envelope import assert_envelope
+from tests.support.stack import LiveStack, backend_config
 
 BATCH_ROWS = 4096
 ROWS_PER_FILE = 50_000
@@ -217,8 +218,7 @@ class TestFormats:
     ) -> None:
         name = dataset_name()
         resp = ingest(api, name, b"a,b\n1,2\n", content_type)
-        assert resp.status_code == 415, resp.text
-        assert resp.json()["error"]["code"] == "unsupported_media_type"
+        assert_envelope(resp, 415, "unsupported_media_type")
         assert catalog_state(catalog, name) is None
 
     def test_filename_extension_decides_an_untyped_body(self, api: httpx.Client) -> None:
@@ -260,8 +260,7 @@ class TestSourceObject:
     )
     def test_malformed_source_request_is_422(self, api: httpx.Client, body: Any) -> None:
         resp = api.post(f"/v1/ingest/{dataset_name()}", json=body)
-        assert resp.status_code == 422, resp.text
-        assert resp.json()["error"]["code"] == "invalid_request"
+        assert_envelope(resp, 422, "invalid_request")
 
 
 class TestManifest:
@@ -564,8 +563,7 @@ class TestRejections:
     @pytest.mark.parametrize("name", ["Workers", "a__b", "1abc", "x" * 64])
     def test_bad_dataset_name_is_400(self, api: httpx.Client, name: str) -> None:
         resp = ingest(api, name, CSV_V1)
-        assert resp.status_code == 400, resp.text
-        assert resp.json()["error"]["code"] == "invalid_input"
+        assert_envelope(resp, 400, "invalid_input")
 
     def test_bad_mode_is_422(self, api: httpx.Client) -> None:
         resp = ingest(api, dataset_name(), CSV_V1, mode="merge")

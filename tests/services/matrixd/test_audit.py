@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from lakehouse_common.tracing import TRACE_HEADER, mint_trace_id
-from tests.services.matrixd.conftest import Roster
+from tests.support.matrix import Roster
 
 # matrixd audits searches of the index whose name is a governed dataset's.
 GOVERNED = "audited_roster"  # not `workers`: test_retrieve ingests that into the same stack

@@ -14,16 +14,9 @@ from lakehouse_common.contracts.vectors import VectorClient
 from lakehouse_common.http import HttpClient
 from lakehouse_common.tracing import TRACE_HEADER
 from services.matrixd.playbooks import PlaybookStore
-from tests.conftest import LiveStack
-from tests.services.matrixd.conftest import (
-    CNC,
-    FORKLIFT,
-    FORKLIFT_QUERY,
-    assert_envelope,
-    by_id,
-    record,
-    search,
-)
+from tests.support.envelope import assert_envelope
+from tests.support.matrix import CNC, FORKLIFT, FORKLIFT_QUERY, by_id, record, search
+from tests.support.stack import LiveStack
 
 RECORD = "/v1/matrix/playbooks/record"
 

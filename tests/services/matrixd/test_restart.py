@@ -10,18 +10,18 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import LiveStack
-from tests.services.matrixd.conftest import (
+from tests.support.envelope import assert_envelope
+from tests.support.matrix import (
     CORE,
     FORKLIFT,
     FORKLIFT_QUERY,
     Roster,
-    assert_envelope,
     by_id,
     make_index,
     record,
     search,
 )
+from tests.support.stack import LiveStack
 
 WARM = {"query_role": FORKLIFT, "use_playbook": True}
 

@@ -14,8 +14,9 @@ import pytest
 
 from lakehouse_common.ops.roster import ROSTER_SCHEMA, write_roster
 from lakehouse_common.tracing import TRACE_HEADER
-from tests.conftest import LiveStack
-from tests.services.matrixd.conftest import FORKLIFT, FORKLIFT_QUERY, assert_envelope, embed
+from tests.support.envelope import assert_envelope
+from tests.support.matrix import FORKLIFT, FORKLIFT_QUERY, embed
+from tests.support.stack import LiveStack
 
 LAKE = ("storaged", "catalogd", "ingestd", "queryd")
 ROWS = 300

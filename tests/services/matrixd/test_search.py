@@ -9,19 +9,20 @@ from typing import Any
 import httpx
 import numpy as np
 
-from tests.conftest import LiveStack, metric
-from tests.services.matrixd.conftest import (
+from tests.support.envelope import assert_envelope
+from tests.support.matrix import (
     CNC,
     CNC_QUERY,
     FORKLIFT,
     FORKLIFT_QUERY,
     Roster,
-    assert_envelope,
     by_id,
     embed,
     record,
     search,
 )
+from tests.support.metrics import metric
+from tests.support.stack import LiveStack
 
 K = 5
 PAYROLL_QUERY = "Quarterly payroll tax filing for the accounting department"

@@ -1,4 +1,5 @@
-"""observerd's HTTP API against one real daemon: appends, group commit, paging, every refusal."""
+"""observerd's HTTP API in process (tests/support/inprocess.py): appends, group commit, paging,
+every refusal. Durability across kill -9 is in test_durability.py, on a real daemon."""
 
 from __future__ import annotations
 
@@ -11,13 +12,12 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import LiveStack, metric
-from tests.services.observerd.conftest import (
-    RFC3339_NANOS,
-    assert_envelope,
-    file_records,
-    read_all,
-)
+from lakehouse_common.config import LakehouseSettings
+from services.observerd.app import create_app
+from tests.support.envelope import assert_envelope
+from tests.support.inprocess import daemon_settings, in_process
+from tests.support.metrics import metric
+from tests.support.observe import RFC3339_NANOS, file_records, read_all
 
 MAX_BATCH = 50
 MAX_EVENT = 2048
@@ -37,15 +37,13 @@ OBSERVE_CONFIG: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
-    live = LiveStack.create(tmp_path_factory.mktemp("observerd"), {"observe": OBSERVE_CONFIG})
-    with live.running("observerd", "gateway"):
-        yield live
+def settings(tmp_path_factory: pytest.TempPathFactory) -> LakehouseSettings:
+    return daemon_settings(tmp_path_factory.mktemp("observerd"), {"observe": OBSERVE_CONFIG})
 
 
 @pytest.fixture(scope="module")
-def od(stack: LiveStack) -> Iterator[httpx.Client]:
-    with stack.client("observerd") as client:
+def od(settings: LakehouseSettings) -> Iterator[httpx.Client]:
+    with in_process(create_app, settings) as client:
         yield client
 
 
@@ -58,8 +56,10 @@ def tag() -> str:
 
 
 class TestAppend:
-    def test_one_event_is_one_enveloped_line(self, stack: LiveStack, od: httpx.Client) -> None:
-        before = len(file_records(stack, "chat_runs"))
+    def test_one_event_is_one_enveloped_line(
+        self, settings: LakehouseSettings, od: httpx.Client
+    ) -> None:
+        before = len(file_records(settings, "chat_runs"))
         event = {"model": "ollama/qwen2.5", "tokens": 12, "ok": True, "name": "Zoë ✓", "t": tag()}
         resp = post(od, "chat_runs", {"event": event, "daemon": "chatd"})
         assert resp.status_code == 200, resp.text
@@ -70,7 +70,7 @@ class TestAppend:
             "first_line": before,
             "total": before + 1,
         }
-        last = file_records(stack, "chat_runs")[-1]
+        last = file_records(settings, "chat_runs")[-1]
         assert list(last) == ["schema", "recorded_at", "trace_id", "daemon", "event"]
         assert last["schema"] == "observation.v1"
         assert RFC3339_NANOS.fullmatch(last["recorded_at"])
@@ -115,23 +115,16 @@ class TestAppend:
         assert [r["daemon"] for r in page["records"]] == ["", ""]
 
     def test_recorded_at_strictly_increases_along_the_file(
-        self, stack: LiveStack, od: httpx.Client
+        self, settings: LakehouseSettings, od: httpx.Client
     ) -> None:
         post(od, "replay_runs", {"events": [{"event": {"n": n}} for n in range(20)]})
-        stamps = [r["recorded_at"] for r in file_records(stack, "replay_runs")]
+        stamps = [r["recorded_at"] for r in file_records(settings, "replay_runs")]
         assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
-
-    def test_through_the_gateway(self, stack: LiveStack) -> None:
-        with stack.client("gateway") as gw:
-            resp = post(gw, "human_feedback", {"event": {"label": "good"}})
-            assert resp.status_code == 200, resp.text
-            listing = gw.get("/v1/observations").json()
-        assert {"human_feedback"} <= {s["name"] for s in listing["streams"]}
 
 
 class TestGroupCommit:
     def test_concurrent_posts_share_commits_and_stay_contiguous(
-        self, stack: LiveStack, od: httpx.Client
+        self, settings: LakehouseSettings, od: httpx.Client
     ) -> None:
         stream = "validation_results"
         appends0 = metric(od, "lakehouse_observe_appends_total", stream=stream)
@@ -142,9 +135,8 @@ class TestGroupCommit:
 
         def writer(w: int) -> None:
             events = [{"event": {"writer": w, "n": n}} for n in range(per_post)]
-            with httpx.Client(base_url=stack.url("observerd"), timeout=30) as client:
-                barrier.wait()
-                resp = post(client, stream, {"events": events})
+            barrier.wait()
+            resp = post(od, stream, {"events": events})
             assert resp.status_code == 200, resp.text
             answers[w] = resp.json()
 
@@ -160,7 +152,7 @@ class TestGroupCommit:
         assert appends == writers
         assert 1 <= commits < writers  # one write + fsync served several requests
 
-        records = file_records(stack, stream)
+        records = file_records(settings, stream)
         for w, answer in answers.items():
             assert answer["accepted"] == per_post
             mine = records[answer["first_line"] : answer["first_line"] + per_post]
@@ -203,7 +195,7 @@ class TestRefusals:
         ],
     )
     def test_malformed_body_is_422_and_writes_nothing(
-        self, stack: LiveStack, od: httpx.Client, body: Any
+        self, settings: LakehouseSettings, od: httpx.Client, body: Any
     ) -> None:
         before = od.get("/v1/observations/iterate_sessions").json()["total"]
         assert_envelope(post(od, "iterate_sessions", body), 422, "invalid_request")
@@ -306,15 +298,15 @@ class TestRead:
 
 class TestStreams:
     def test_lists_every_configured_stream_with_counts(
-        self, stack: LiveStack, od: httpx.Client
+        self, settings: LakehouseSettings, od: httpx.Client
     ) -> None:
         post(od, "chat_runs", {"event": {"x": 1}})
         listing = od.get("/v1/observations").json()
         by_name = {s["name"]: s for s in listing["streams"]}
         assert listing["count"] == len(listing["streams"])
-        assert set(stack.settings.observe.streams) <= set(by_name)
-        path = stack.settings.data_dir / "_kb" / "chat_runs.jsonl"
+        assert set(settings.observe.streams) <= set(by_name)
+        path = settings.data_dir / "_kb" / "chat_runs.jsonl"
         chat = by_name["chat_runs"]
-        assert chat["count"] == len(file_records(stack, "chat_runs"))
+        assert chat["count"] == len(file_records(settings, "chat_runs"))
         assert (chat["bytes"], chat["configured"]) == (path.stat().st_size, True)
         assert by_name["pathways"]["count"] == 0

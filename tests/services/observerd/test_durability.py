@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import LiveStack
-from tests.services.observerd.conftest import file_records, read_all, stream_file
+from tests.support.observe import file_records, read_all, stream_file
+from tests.support.stack import LiveStack
 
 pytestmark = pytest.mark.fault
 
@@ -65,12 +65,12 @@ def test_kill_9_during_a_burst_keeps_every_acknowledged_event(stack: LiveStack) 
 
     # Every line in the file is whole and valid JSON, even before the restart's repair
     # could have trimmed anything but a partial tail.
-    path = stream_file(stack, stream)
+    path = stream_file(stack.settings, stream)
     raw = path.read_bytes()
     complete = raw[: raw.rfind(b"\n") + 1]
     stack.start("observerd")
     assert path.read_bytes() == complete  # the restart only trimmed a partial tail, if any
-    stored = [r["event"]["id"] for r in file_records(stack, stream)]
+    stored = [r["event"]["id"] for r in file_records(stack.settings, stream)]
     assert len(stored) == len(set(stored)), "an event was stored twice"
     assert acked <= set(stored), f"{len(acked - set(stored))} acknowledged events lost"
 
@@ -90,7 +90,7 @@ def test_torn_tail_is_repaired_on_start_and_logged(stack: LiveStack) -> None:
         events = [{"event": {"n": n}} for n in range(10)]
         assert od.post(f"/v1/observe/{stream}", json={"events": events}).status_code == 200
     stack.kill_9("observerd")
-    path = stream_file(stack, stream)
+    path = stream_file(stack.settings, stream)
     good = path.read_bytes()
     torn = b'{"schema":"observation.v1","recorded_at":"2026-05-02T09:14:03.4614'
     with path.open("ab") as fh:
@@ -103,13 +103,13 @@ def test_torn_tail_is_repaired_on_start_and_logged(stack: LiveStack) -> None:
         assert od.get(f"/v1/observations/{stream}").json()["total"] == 10
         resp = od.post(f"/v1/observe/{stream}", json={"event": {"n": 10}})
         assert resp.json() == {"stream": stream, "accepted": 1, "first_line": 10, "total": 11}
-    assert [r["event"]["n"] for r in file_records(stack, stream)] == list(range(11))
+    assert [r["event"]["n"] for r in file_records(stack.settings, stream)] == list(range(11))
 
 
 def test_a_file_that_is_only_a_partial_line_becomes_empty(stack: LiveStack) -> None:
     stream = "human_feedback"
     stack.kill_9("observerd")
-    path = stream_file(stack, stream)
+    path = stream_file(stack.settings, stream)
     path.write_bytes(b'{"schema":"observ')
     stack.start("observerd")
     assert path.read_bytes() == b""

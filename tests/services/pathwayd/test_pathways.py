@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import LiveStack
+from tests.support.envelope import assert_envelope
+from tests.support.stack import LiveStack
 
 MAX_K = 10
 MAX_LIST = 50
@@ -77,14 +78,6 @@ def history(pw: httpx.Client) -> list[dict[str, Any]]:
         assert resp.status_code == 201, resp.text
         records.append(resp.json())
     return records
-
-
-def assert_envelope(resp: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    body: dict[str, Any] = resp.json()
-    assert body["error"]["code"] == code, body
-    assert body["trace_id"]
-    return body
 
 
 def suggest(client: httpx.Client, **body: Any) -> httpx.Response:

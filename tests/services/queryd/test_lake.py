@@ -33,7 +33,7 @@ from services.queryd.lake import JsonLinesFile, LakeFiles, read_json_lines
 from services.queryd.sandbox import check_statement
 from services.queryd.service import QueryService
 from services.queryd.views import View
-from tests.conftest import S3Server
+from tests.support.stack import S3Server
 
 ROWS = 200_000
 

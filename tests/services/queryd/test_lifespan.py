@@ -8,7 +8,7 @@ import pytest
 
 import services.queryd.app as queryd_app
 from lakehouse_common.ops.stack import ephemeral_config
-from tests.services.failed_start import assert_start_fails, refuse, watch_opened
+from tests.support.failed_start import assert_start_fails, refuse, watch_opened
 
 
 async def test_failed_start_closes_pool_store_and_view_refresher(

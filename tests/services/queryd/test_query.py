@@ -26,17 +26,17 @@ from lakehouse_common.contracts.query import (
 from lakehouse_common.errors import InvalidInput, UnprocessableEntity
 from lakehouse_common.http import HttpClient
 from lakehouse_common.store import Store
-from tests.conftest import LiveStack
-from tests.services.queryd.conftest import (
+from tests.support.envelope import assert_envelope
+from tests.support.query import (
     DEFAULT_ROW_LIMIT,
     MAX_ROW_LIMIT,
     ROLES,
-    assert_envelope,
     commit_table,
     rows,
     run,
     workers_table,
 )
+from tests.support.stack import LiveStack
 
 pytestmark = pytest.mark.usefixtures("workers")
 

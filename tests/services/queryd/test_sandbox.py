@@ -10,8 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import LiveStack
-from tests.services.queryd.conftest import assert_envelope, rows, run
+from tests.support.envelope import assert_envelope
+from tests.support.query import rows, run
+from tests.support.stack import LiveStack
 
 pytestmark = pytest.mark.usefixtures("workers")
 

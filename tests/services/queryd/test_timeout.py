@@ -1,4 +1,4 @@
-"""queryd's time limit against a live daemon configured with a 1-second `query.timeout_s`.
+"""queryd's time limit, in process (tests/support/inprocess.py), with a 1-second `query.timeout_s`.
 
 catalogd is deliberately not started: queryd keeps answering SQL that needs no dataset.
 """
@@ -10,8 +10,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import LiveStack
-from tests.services.queryd.conftest import assert_envelope, rows, run
+from services.queryd.app import create_app
+from tests.support.envelope import assert_envelope
+from tests.support.inprocess import daemon_settings, in_process
+from tests.support.query import rows, run
 
 TIMEOUT_S = 1.0
 # 10^18 rows to count: far beyond any time limit.
@@ -19,18 +21,12 @@ SLOW = "SELECT count(*) FROM range(1000000000) a, range(1000000000) b WHERE a.ra
 
 
 @pytest.fixture(scope="module")
-def lone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
-    live = LiveStack.create(
+def qd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    settings = daemon_settings(
         tmp_path_factory.mktemp("queryd-timeout"),
         {"query": {"timeout_s": TIMEOUT_S, "catalog_refresh_s": 0.5}},
     )
-    with live.running("queryd"):
-        yield live
-
-
-@pytest.fixture
-def qd(lone: LiveStack) -> Iterator[httpx.Client]:
-    with lone.client("queryd") as client:
+    with in_process(create_app, settings) as client:
         yield client
 
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import LiveStack
+from tests.support.stack import LiveStack
 
 
 @pytest.fixture(scope="module")

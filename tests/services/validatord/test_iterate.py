@@ -1,5 +1,5 @@
 """POST /v1/iterate against a real chatd whose Ollama provider is the scripted fake LLM server
-(`tests/fakes/llm.py`), plus observerd, and catalogd + queryd with *no* roster dataset: fill
+(`tests/support/llm.py`), plus observerd, and catalogd + queryd with *no* roster dataset: fill
 sessions and fill validations show what happens when the roster view cannot be read, and the
 session log is read back through queryd's `sessions` view. The last class kills chatd.
 """
@@ -15,9 +15,10 @@ import pytest
 
 from lakehouse_common.session_log import SCHEMA, session_log_path
 from lakehouse_common.tracing import TRACE_HEADER
-from tests.conftest import LiveStack
-from tests.fakes.llm import FakeLLM, Reply
-from tests.services.validatord.conftest import assert_envelope, eventually, observed
+from tests.support.envelope import assert_envelope
+from tests.support.llm import FakeLLM, Reply
+from tests.support.stack import LiveStack
+from tests.support.validate import eventually, observed
 
 GOOD_SMS = {"to": "555-123-4567", "body": "Your shift on Monday at 7am is confirmed."}
 BAD_SMS = {"to": "12345", "body": "Your shift on Monday at 7am is confirmed."}

@@ -10,15 +10,16 @@ import httpx
 import pytest
 
 from lakehouse_common.tracing import TRACE_HEADER
-from tests.conftest import LiveStack
-from tests.services.validatord.conftest import (
+from tests.support.envelope import assert_envelope
+from tests.support.stack import LiveStack
+from tests.support.validate import (
+    PHONE_TEXTS,
+    SSN_TEXTS,
     RosterFacts,
     Worker,
-    assert_envelope,
     ingest_roster,
     observed,
 )
-from tests.services.validatord.test_rules import PHONE_TEXTS, SSN_TEXTS
 
 MAX_FILL_WORKERS = 20
 SESSIONS_MAX = 30

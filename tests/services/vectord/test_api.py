@@ -12,12 +12,12 @@ import pytest
 from lakehouse_common.contracts.vectors import Hit, IndexQuery, VectorClient
 from lakehouse_common.errors import NotFound
 from lakehouse_common.http import HttpClient
-from tests.conftest import LiveStack
-from tests.services.vectord.conftest import (
+from tests.support.envelope import assert_envelope
+from tests.support.stack import LiveStack
+from tests.support.vectors import (
     EXACT_THRESHOLD,
     INITIAL_CAPACITY,
     MAX_K,
-    assert_envelope,
     index_name,
     make_items,
     unit_rows,

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import numpy as np
 
-from tests.conftest import LiveStack
-from tests.services.vectord.conftest import EXACT_THRESHOLD, index_name
+from tests.support.stack import LiveStack
+from tests.support.vectors import EXACT_THRESHOLD, index_name
 
 DIM = 8
 THREADS = 12

@@ -16,8 +16,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import LiveStack
-from tests.services.vectord.conftest import index_name, unit_rows
+from tests.support.stack import LiveStack
+from tests.support.vectors import index_name, unit_rows
 
 DIM = 16
 

@@ -18,7 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from lakehouse_common.contracts.vectors import metadata_matches
 from services.vectord.durable import DurableIndex
 from services.vectord.index import IndexParams, Tuning
-from tests.services.vectord.test_units import Item
+from tests.support.vectors import Item
 
 DIM = 4
 IDS = st.sampled_from([f"k{n}" for n in range(24)])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,16 +32,9 @@ from services.vectord.wal import (
     read_segment,
     segment_name,
 )
-from tests.services.vectord.conftest import unit_rows
+from tests.support.vectors import Item, unit_rows
 
 DIM = 8
-
-
-@dataclass
-class Item:
-    id: str
-    vector: Any
-    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 def params(space: str = "cosine", name: str = "t") -> IndexParams:

@@ -40,7 +40,7 @@ from lakehouse_common.audit import build_row as make_row
 from lakehouse_common.errors import Conflict, InvalidInput, NotFound
 
 FIXTURE = (
-    Path(__file__).resolve().parents[1]
+    Path(__file__).resolve().parents[2]
     / "fixtures"
     / "audit_known_answer"
     / "01_trailing_zero_nanos.json"

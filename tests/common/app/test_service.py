@@ -14,6 +14,7 @@ from lakehouse_common.app import create_service_app
 from lakehouse_common.config import LakehouseSettings, load_settings
 from lakehouse_common.errors import Conflict, NotFound
 from lakehouse_common.tracing import TRACE_HEADER
+from tests.support.envelope import assert_envelope
 
 MINTED = re.compile(r"[0-9a-f]{16}-[0-9a-f]{8}")
 
@@ -71,17 +72,6 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-def _assert_envelope(resp: httpx.Response, status: int, code: str) -> dict[str, object]:
-    assert resp.status_code == status
-    body = resp.json()
-    assert set(body) == {"error", "trace_id"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    assert body["trace_id"] == resp.headers[TRACE_HEADER]
-    return body  # type: ignore[no-any-return]
-
-
 class TestHealthAndMetrics:
     async def test_health_shape(self, client: httpx.AsyncClient) -> None:
         resp = await client.get("/health")
@@ -126,27 +116,27 @@ class TestTraceIds:
         self, client: httpx.AsyncClient
     ) -> None:
         resp = await client.get("/v1/test/missing", headers={TRACE_HEADER: "abc-123"})
-        body = _assert_envelope(resp, 404, "not_found")
+        body = assert_envelope(resp, 404, "not_found")
         assert body["trace_id"] == "abc-123"
 
 
 class TestErrorEnvelope:
     async def test_lakehouse_error_status_code_details(self, client: httpx.AsyncClient) -> None:
-        body = _assert_envelope(await client.get("/v1/test/missing"), 404, "not_found")
+        body = assert_envelope(await client.get("/v1/test/missing"), 404, "not_found")
         expected = {"code": "not_found", "message": "no such thing", "details": {"id": "x"}}
         assert body["error"] == expected
-        _assert_envelope(await client.get("/v1/test/conflict"), 409, "conflict")
+        assert_envelope(await client.get("/v1/test/conflict"), 409, "conflict")
 
     async def test_unknown_route_is_404_envelope(self, client: httpx.AsyncClient) -> None:
-        body = _assert_envelope(await client.get("/v1/nope"), 404, "not_found")
+        body = assert_envelope(await client.get("/v1/nope"), 404, "not_found")
         assert "GET /v1/nope" in body["error"]["message"]  # type: ignore[index]
 
     async def test_wrong_method_is_405_envelope(self, client: httpx.AsyncClient) -> None:
-        _assert_envelope(await client.delete("/v1/test/items"), 405, "method_not_allowed")
+        assert_envelope(await client.delete("/v1/test/items"), 405, "method_not_allowed")
 
     async def test_schema_violation_is_422_envelope(self, client: httpx.AsyncClient) -> None:
         resp = await client.post("/v1/test/items", json={"name": "x", "count": "many"})
-        body = _assert_envelope(resp, 422, "invalid_request")
+        body = assert_envelope(resp, 422, "invalid_request")
         assert "count" in body["error"]["message"]  # type: ignore[index]
         assert body["error"]["details"][0]["loc"] == ["body", "count"]  # type: ignore[index]
 
@@ -154,20 +144,20 @@ class TestErrorEnvelope:
         resp = await client.post(
             "/v1/test/items", content=b"{not json", headers={"content-type": "application/json"}
         )
-        _assert_envelope(resp, 422, "invalid_request")
+        assert_envelope(resp, 422, "invalid_request")
 
     @pytest.mark.parametrize("path", ["/v1/test/boom", "/v1/test/boom-sync"])
     async def test_unexpected_exception_is_500_envelope(
         self, client: httpx.AsyncClient, path: str
     ) -> None:
-        body = _assert_envelope(await client.get(path), 500, "internal")
+        body = assert_envelope(await client.get(path), 500, "internal")
         assert "kaboom" not in body["error"]["message"]  # type: ignore[index]
 
 
 class TestBodyLimit:
     async def test_declared_length_over_limit_is_413(self, client: httpx.AsyncClient) -> None:
         resp = await client.post("/v1/test/echo", content=b"x" * 2048)
-        body = _assert_envelope(resp, 413, "payload_too_large")
+        body = assert_envelope(resp, 413, "payload_too_large")
         assert "1024" in body["error"]["message"]  # type: ignore[index]
 
     async def test_streamed_body_over_limit_is_413(self, client: httpx.AsyncClient) -> None:
@@ -176,7 +166,7 @@ class TestBodyLimit:
                 yield b"y" * 200
 
         resp = await client.post("/v1/test/echo", content=chunks())
-        _assert_envelope(resp, 413, "payload_too_large")
+        assert_envelope(resp, 413, "payload_too_large")
 
     async def test_streamed_body_over_limit_on_model_route_is_413(
         self, client: httpx.AsyncClient
@@ -190,7 +180,7 @@ class TestBodyLimit:
         resp = await client.post(
             "/v1/test/items", content=chunks(), headers={"content-type": "application/json"}
         )
-        _assert_envelope(resp, 413, "payload_too_large")
+        assert_envelope(resp, 413, "payload_too_large")
 
     async def test_body_at_limit_passes(self, client: httpx.AsyncClient) -> None:
         resp = await client.post("/v1/test/echo", content=b"x" * 1024)

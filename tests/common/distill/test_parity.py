@@ -12,7 +12,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from lakehouse_common.cli import app
-from tests.conftest import repo_root
+from tests.support.paths import repo_root
 
 
 def test_materializer_parity_script_passes() -> None:

@@ -1,5 +1,5 @@
-"""validatord test helpers: a small real roster ingested through ingestd, envelope checks, and
-polling observerd for reported events."""
+"""validatord test helpers: a small real roster ingested through ingestd, and polling observerd
+for reported events."""
 
 from __future__ import annotations
 
@@ -9,15 +9,80 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pyarrow.parquet as pq
 
 from lakehouse_common.ops.roster import generate_roster
-from lakehouse_common.tracing import TRACE_HEADER
-from tests.conftest import LiveStack
+from tests.support.stack import LiveStack
 
 ROSTER_ROWS = 400
 ROSTER_SEED = 7
+
+# Text holding an SSN-like number: the guard must flag every one.
+SSN_TEXTS = [
+    "My SSN is 123-45-6789.",
+    "ssn 123 45 6789",
+    "123-45-6789",
+    "SSN:123-45-6789",
+    "(123-45-6789)",
+    "ID 123-45-6789, thanks",
+    "Social Security Number 078-05-1120",
+    "at the end 219-09-9999",
+    "\n123 45 6789\n",
+    "ssn=123-45-6789",
+    "SSN#123-45-6789",
+    "Her number is 987-65-4321 and her phone 555-123-4567",
+    "123 45 6789 is on file",
+    "“123-45-6789”",
+    "SSN 123456789",
+    "social security: 123456789",
+    "123-45 6789",
+    "tab\t123-45-6789",
+    "Please confirm 001-23-4567 before Monday",
+    "SSN: 123-45-6789; phone: (555) 123-4567",
+    "Ref:123-45-6789.",
+    "ssn -> 321 54 9876",
+    "1. 123-45-6789",
+    "Item 3 123-45-6789",
+    "a/123-45-6789",
+    "No.123-45-6789",
+]
+
+# Phone numbers (and other digit runs) in prose: the guard must never flag them.
+PHONE_TEXTS = [
+    "555-123-4567",
+    "(555) 123-4567",
+    "+1 555 123 4567",
+    "555 123 4567",
+    "555.123.4567",
+    "1-555-123-4567",
+    "+1-555-123-4567",
+    "+1 (555) 123-4567",
+    "5551234567",
+    "+15551234567",
+    "(555)123-4567",
+    "Call 555-123-4567 ext. 89 after 5",
+    "1 (555) 123 4567",
+    "+44 20 7946 0958",
+    "+44 7911 123456",
+    "+33 1 23 45 67 89",
+    "+49 30 12345678",
+    "+61 2 9876 5432",
+    "dial 555-0142",
+    "(312) 555-0188",
+    "tel:+1-312-555-0188",
+    "800-555-0199",
+    "+91 98765 43210",
+    "+31 6 1234 5678",
+    "+31 612 34 5678",
+    "Call 312-555-0100 or 312-555-0101",
+    "ZIP 60601-1234",
+    "order 123456789",
+    "+7 495 123-45-67",
+    "+46 8 123 45 67",
+    "+353 87 123 4567",
+    "+420 123 456 789",
+    "on 2024-05-01 at 12:30",
+]
 
 
 @dataclass(frozen=True)
@@ -88,15 +153,6 @@ def eventually(check: Any, *, attempts: int = 200, pause_s: float = 0.05) -> Any
             return value
         time.sleep(pause_s)
     raise AssertionError("condition never held")
-
-
-def assert_envelope(resp: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    body: dict[str, Any] = resp.json()
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    assert body["trace_id"] == resp.headers[TRACE_HEADER]
-    return body
 
 
 def observed(stack: LiveStack, stream: str, trace_id: str, count: int = 1) -> list[dict[str, Any]]:

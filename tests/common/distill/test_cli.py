@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from lakehouse_common.cli import app
 from lakehouse_common.distill.layout import DistillLayout
 from lakehouse_common.ops.stack import free_port
-from tests.distill.conftest import HELDOUT
+from tests.support.distill import HELDOUT
 
 runner = CliRunner()
 

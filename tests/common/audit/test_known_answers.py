@@ -19,7 +19,7 @@ from lakehouse_common.audit import (
     row_hmac,
     verify_log,
 )
-from tests.conftest import repo_root
+from tests.support.paths import repo_root
 
 FIXTURES = repo_root() / "tests" / "fixtures" / "audit_known_answer"
 ROW_CASES = sorted(p for p in FIXTURES.glob("*.json") if "row" in json.loads(p.read_text()))

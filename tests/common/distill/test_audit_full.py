@@ -9,7 +9,7 @@ from lakehouse_common.config import DistillSettings
 from lakehouse_common.distill.audit_full import AuditReport, append_baseline, audit_full
 from lakehouse_common.distill.layout import DistillLayout
 from lakehouse_common.distill.run import RunResult, run_pipeline
-from tests.distill.conftest import HELDOUT, digests, read_jsonl
+from tests.support.distill import HELDOUT, digests, read_jsonl
 
 
 @pytest.fixture

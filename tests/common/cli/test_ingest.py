@@ -14,7 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import LiveStack, free_port
+from lakehouse_common.ops.stack import free_port
+from tests.support.stack import LiveStack
 
 TOKEN = secrets.token_hex(16)
 

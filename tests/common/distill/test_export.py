@@ -18,7 +18,7 @@ from lakehouse_common.distill.materialize import materialize
 from lakehouse_common.distill.score import score
 from lakehouse_common.distill.stage import DistillError, StageResult
 from lakehouse_common.ops.roster import generate_roster
-from tests.distill.conftest import HELDOUT, Kb, read_jsonl, session
+from tests.support.distill import HELDOUT, Kb, read_jsonl, session
 
 HELD_OUT_PROMPT = "Email Dana Kim the onboarding checklist for the Joliet warehouse."
 CLEAN_SMS = {"to": "555-123-4567", "body": "Your Monday shift at 7am is confirmed."}

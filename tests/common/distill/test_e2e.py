@@ -4,7 +4,7 @@ audit-full passing its required checks.
 
 One stack for the module, every daemon but storaged (embedd loads its model once): a 300-worker
 roster is ingested and indexed; then two searches around a playbook recording, a retrieve, two
-validations, four iterate sessions answered by the scripted fake LLM (`tests/fakes/llm.py`, as
+validations, four iterate sessions answered by the scripted fake LLM (`tests/support/llm.py`, as
 chatd's Ollama provider), a pathway, a coordinator's feedback (`lakehouse distill feedback`) and
 three replays (`lakehouse distill replay`). The roster file is the firewall's
 (`distill.roster_file`), the held-out set sits at its configured place.
@@ -30,9 +30,9 @@ from lakehouse_common.cli.ingest import DEFAULT_TEMPLATE
 from lakehouse_common.distill.layout import DistillLayout
 from lakehouse_common.ops.roster import write_roster
 from lakehouse_common.tracing import TRACE_HEADER
-from tests.conftest import LiveStack
-from tests.distill.conftest import HELDOUT, digests, read_jsonl
-from tests.fakes.llm import FakeLLM
+from tests.support.distill import HELDOUT, digests, read_jsonl
+from tests.support.llm import FakeLLM
+from tests.support.stack import LiveStack
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from lakehouse_common.config import DistillSettings
 from lakehouse_common.distill.layout import DistillLayout
 from lakehouse_common.distill.materialize import materialize
 from lakehouse_common.distill.records import SIG_HASH, canonical
-from tests.distill.conftest import Kb, digests, observation, read_jsonl, session
+from tests.support.distill import Kb, digests, observation, read_jsonl, session
 
 
 class TestFixtureKb:

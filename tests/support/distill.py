@@ -1,21 +1,17 @@
-"""Distillation test helpers: a data dir with a `_kb` of its own, written line by line or copied
-from the checked-in fixture (tests/fixtures/distill/_kb), and readers for the outputs."""
+"""Distillation test helpers: a `_kb` of its own written line by line, observations and
+sessions in observerd's and validatord's shapes, and readers for the outputs."""
 
 from __future__ import annotations
 
-import shutil
 from itertools import count
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
-from lakehouse_common.config import DistillSettings
-from lakehouse_common.distill.layout import DistillLayout
-from tests.conftest import repo_root
+from tests.support.paths import FIXTURES as ALL_FIXTURES
 
-FIXTURES = repo_root() / "tests" / "fixtures" / "distill"
+FIXTURES = ALL_FIXTURES / "distill"
 HELDOUT = FIXTURES / "heldout_eval.jsonl"
 
 _clock = count(1)
@@ -111,26 +107,3 @@ def digests(directory: Path) -> dict[str, tuple[bytes, int, int]]:
                 st.st_mtime_ns,
             )
     return out
-
-
-@pytest.fixture
-def settings() -> DistillSettings:
-    return DistillSettings()
-
-
-@pytest.fixture
-def layout(tmp_path: Path) -> DistillLayout:
-    return DistillLayout(tmp_path / "data")
-
-
-@pytest.fixture
-def kb(layout: DistillLayout) -> Kb:
-    return Kb(layout.data_dir)
-
-
-@pytest.fixture
-def fixture_layout(tmp_path: Path) -> DistillLayout:
-    """A data dir holding a copy of the fixture `_kb`."""
-    data = tmp_path / "fixture"
-    shutil.copytree(FIXTURES / "_kb", data / "_kb")
-    return DistillLayout(data)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lakehouse_common.distill.layout import DistillLayout
 from lakehouse_common.distill.replay import recorded_tasks
-from tests.distill.conftest import Kb, session
+from tests.support.distill import Kb, session
 
 SMS = {"to": "555-123-4567", "body": "ok"}
 

@@ -11,8 +11,8 @@ from lakehouse_common.distill.layout import DistillLayout
 from lakehouse_common.distill.materialize import materialize
 from lakehouse_common.distill.score import RULES, machine_tier, score
 from lakehouse_common.distill.stage import DistillError
-from tests.conftest import repo_root
-from tests.distill.conftest import Kb, read_jsonl, session
+from tests.support.distill import Kb, read_jsonl, session
+from tests.support.paths import repo_root
 
 
 def record(kind: str, outcome: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
-from tests.conftest import LiveStack
+from tests.support.envelope import assert_envelope
+from tests.support.stack import LiveStack
 
 T = TypeVar("T")
 
@@ -22,9 +23,7 @@ Write = Callable[[httpx.Client, int, int], T | None]
 
 def assert_502_naming(resp: httpx.Response, daemon: str) -> None:
     """The gateway's answer for a daemon it cannot reach: 502, the envelope, the daemon named."""
-    assert resp.status_code == 502, resp.text
-    body = resp.json()
-    assert body["error"]["code"] == "upstream_unavailable", body
+    body = assert_envelope(resp, 502, "upstream_unavailable")
     assert daemon in body["error"]["message"], body
     assert body["error"]["details"] == {"daemon": daemon}, body
     assert body["trace_id"]

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from lakehouse_common.audit import append_row, build_row, load_keyring, verify_log
 from lakehouse_common.cli import app
 from lakehouse_common.config import LakehouseSettings, audit_key_path
-from tests.conftest import stack_config
+from tests.support.stack import stack_config
 
 KNOWN_ANSWER_CHECKS = 12
 SUBJECTS = ("W-1", "W-2")

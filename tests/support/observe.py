@@ -1,4 +1,4 @@
-"""Helpers for observerd's tests (each module starts the observerd it needs)."""
+"""Helpers for observerd's tests: the stream files on disk and paging through the API."""
 
 from __future__ import annotations
 
@@ -9,26 +9,18 @@ from typing import Any
 import httpx
 import orjson
 
-from tests.conftest import LiveStack
+from lakehouse_common.config import LakehouseSettings
 
 RFC3339_NANOS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z")
 
 
-def assert_envelope(resp: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    body: dict[str, Any] = resp.json()
-    assert body["error"]["code"] == code, body
-    assert body["trace_id"]
-    return body
+def stream_file(settings: LakehouseSettings, stream: str) -> Path:
+    return settings.data_dir / "_kb" / f"{stream}.jsonl"
 
 
-def stream_file(stack: LiveStack, stream: str) -> Path:
-    return stack.settings.data_dir / "_kb" / f"{stream}.jsonl"
-
-
-def file_records(stack: LiveStack, stream: str) -> list[dict[str, Any]]:
+def file_records(settings: LakehouseSettings, stream: str) -> list[dict[str, Any]]:
     """Every line of the stream file, each asserted to be one complete JSON object."""
-    path = stream_file(stack, stream)
+    path = stream_file(settings, stream)
     if not path.exists():
         return []
     data = path.read_bytes()
