@@ -122,8 +122,16 @@ def create_service_app(
     )
 
     @app.get("/health", tags=["ops"], summary="Liveness: the daemon answers.")
-    async def health() -> dict[str, str]:
-        return {"status": "ok", "service": name}
+    async def health() -> dict[str, Any]:
+        body: dict[str, Any] = {"status": "ok", "service": name}
+        # A daemon may register named checks (`app.state.health_checks`: name → callable
+        # answering {"status": "ok"|"degraded", ...}); the daemon stays live ("ok") but says
+        # which check is degraded, and the gateway's /v1/health reports it.
+        checks = getattr(app.state, "health_checks", None)
+        if checks:
+            body["checks"] = {check: probe() for check, probe in checks.items()}
+            body["degraded"] = any(c.get("status") != "ok" for c in body["checks"].values())
+        return body
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics of this daemon.")
     async def prometheus_metrics() -> Response:

@@ -18,6 +18,7 @@ from lakehouse_common.audit import AuditKeyError, load_keyring
 from lakehouse_common.config import LakehouseSettings, audit_key_path
 from lakehouse_common.logging import get_logger
 from lakehouse_common.store.settings import store_from_settings
+from services.catalogd.checkpoints import CheckpointWriter
 from services.catalogd.governance import SubjectGovernance
 from services.catalogd.routes import router
 from services.catalogd.service import DatasetCatalog
@@ -44,9 +45,22 @@ def create_app(settings: LakehouseSettings) -> FastAPI:
         except AuditKeyError as exc:
             store.close()
             _refuse(exc)
+        # Issue 18: signed checkpoints of the audit logs, published to the witness; repairs
+        # torn tails before serving. (Re-wire into the typed State lifespan when merging.)
+        try:
+            checkpoints = CheckpointWriter.open(
+                settings, app.state.governance.logs, app.state.metrics.registry
+            )
+        except AuditKeyError as exc:
+            app.state.governance.close()
+            store.close()
+            _refuse(exc)
+        await checkpoints.start()
+        app.state.health_checks = {"audit_witness": checkpoints.health}
         try:
             yield
         finally:
+            await checkpoints.aclose()
             app.state.governance.close()
             store.close()
 
