@@ -244,7 +244,8 @@ class S3Witness:
         versions = [v for v in listing.get("Versions", []) if v.get("Key") == key]
         if not versions:
             return None
-        first = min(versions, key=lambda v: v["LastModified"])
+        # S3 lists a key's versions newest first: the last is the one published first.
+        first = versions[-1]
         body = self._call(
             f"read {key}",
             self.client.get_object,
