@@ -25,7 +25,15 @@ verifies, 1 when any does not, 2 on bad input.
 
 ``lakehouse audit rotate`` starts a new key epoch: the current key moves to
 ``<key_file>.retired/epoch-NNNN.key`` and a new one takes its place. catalogd notices on its next
-append (no restart); each log's next row is an epoch-start row recording the previous tip.
+append (no restart). With the config (or ``--logs DIR``) rotation is eager (issue 18): every log
+gets its epoch-start row now, and a signed checkpoint records their heads and the retirement.
+
+Issue 18: ``verify-all`` also checks each log against the signed checkpoints (``--checkpoints``,
+``--public-key``; a clean cut, an emptied, deleted or older log is named with the checkpoint it
+contradicts, rows past it are ``unanchored``) and the checkpoint log against the witness
+(``--witness-dir`` or the configured one); ``--no-anchors`` checks the chains only. ``keygen``
+with a config also writes the Ed25519 checkpoint signing pair. ``lakehouse audit repair [DIR]``
+cuts torn last lines and appends a repair row (what catalogd does at start).
 """
 
 from __future__ import annotations
