@@ -28,6 +28,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,10 +113,14 @@ class CheckpointLog:
         self.offset = 0  # bytes consumed
         self.digests: list[str] = []  # line_digest of each verified checkpoint
         self.last_ts = ""
+        self.last_line = b""  # the newest verified checkpoint's stored line (what is published)
         self.by_subject: dict[str, Anchor] = {}
         self.retired: dict[str, str] = {}
         self.error: str | None = None  # the first bad checkpoint (nothing after it is used)
         self.torn = False  # the file ends in a line without newline (not consumed)
+        # One reader/writer of this object's state at a time (catalogd's writer thread and its
+        # verify route both refresh it).
+        self._lock = threading.RLock()
 
     @classmethod
     def load(
@@ -137,6 +142,10 @@ class CheckpointLog:
 
     def refresh(self) -> None:
         """Consume the complete lines appended since the last look."""
+        with self._lock:
+            self._refresh()
+
+    def _refresh(self) -> None:
         if self.error is not None:
             return
         try:
@@ -224,6 +233,7 @@ class CheckpointLog:
         # Consumed: nothing above raised.
         self.count = seq
         self.digests.append(line_digest(line))
+        self.last_line = line
         self.last_ts = ts
         for subject_id, (count, tip) in parsed.items():
             known = self.by_subject.get(subject_id)
@@ -244,6 +254,17 @@ class CheckpointLog:
         """Sign and append one checkpoint (under an exclusive ``flock``, fsynced); answers the
         stored line (without newline). Raises :class:`CheckpointError` when the log is torn or
         holds a checkpoint that does not verify: a bad log is never extended."""
+        with self._lock:
+            return self._append(key, heads, retired=retired, ts=ts)
+
+    def _append(
+        self,
+        key: Ed25519PrivateKey,
+        heads: Mapping[str, tuple[int, str]],
+        *,
+        retired: Mapping[str, str] | None,
+        ts: str | None,
+    ) -> bytes:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         created = not self.path.exists()
         fd = _open_locked(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, fcntl.LOCK_EX)
@@ -291,6 +312,8 @@ class CheckpointLog:
         """The stored line of checkpoint ``seq`` (1-based), re-read from the file."""
         if not 1 <= seq <= self.count:
             return None
+        if seq == self.count:
+            return self.last_line
         try:
             with self.path.open("rb") as handle:
                 for n, line in enumerate(handle, start=1):
