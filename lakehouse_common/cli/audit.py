@@ -162,12 +162,32 @@ def verify(
             show_default=False,
         ),
     ],
+    checkpoints_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoints",
+            help="Also check the log against this checkpoint log (needs --public-key); the "
+            "answer then adds anchored, checkpoint, unanchored, repairs and anchors.",
+            show_default=False,
+        ),
+    ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option("--public-key", help="Ed25519 public key of the checkpoints."),
+    ] = None,
+    witness_dir: Annotated[
+        Path | None,
+        typer.Option("--witness-dir", help="A directory witness to check the checkpoints with."),
+    ] = None,
 ) -> None:
-    """Verify an audit log's HMAC chain and print {count, tip, verified, error} as JSON."""
+    """Verify an audit log's HMAC chain and print {count, tip, verified, error} as JSON
+    (with --checkpoints: also against the signed checkpoints and the witness)."""
     try:
         keyring = Keyring.of(*(load_key(path) for path in key_file))
     except AuditKeyError as exc:
         raise _bad_input(exc.message) from None
+    if checkpoints_file is not None:
+        _verify_anchored(log, keyring, checkpoints_file, public_key, witness_dir)
     try:
         result = verify_log(log, keyring)
     except AuditLogNotFound as exc:
@@ -176,6 +196,35 @@ def verify(
         raise _bad_input(f"audit log {str(log)!r} is unreadable: {exc.strerror or exc}") from None
     _emit(result)
     raise typer.Exit(EXIT_VERIFIED if result.verified else EXIT_NOT_VERIFIED)
+
+
+def _verify_anchored(
+    log: Path,
+    keyring: Keyring,
+    checkpoints_file: Path,
+    public_key: Path | None,
+    witness_dir: Path | None,
+) -> None:
+    """``verify --checkpoints``: a missing log is verified against what checkpoints say of it
+    (a deleted log is a finding, not bad input); exits."""
+    if public_key is None:
+        raise _bad_input("--checkpoints needs --public-key (the checkpoint key's .pub)")
+    try:
+        checkpoints = CheckpointLog.load(checkpoints_file, load_public_key(public_key))
+    except AuditKeyError as exc:
+        raise _bad_input(exc.message) from None
+    check = check_witness(
+        checkpoints, DirectoryWitness(witness_dir) if witness_dir is not None else None
+    )
+    try:
+        result = verify_subject(log, log.stem, keyring, checkpoints)
+    except OSError as exc:
+        raise _bad_input(f"audit log {str(log)!r} is unreadable: {exc.strerror or exc}") from None
+    answer = result.as_dict()
+    answer["anchors"] = check.as_dict()
+    typer.echo(json.dumps(answer, separators=(",", ":"), ensure_ascii=True))
+    ok = result.verified and check.verified
+    raise typer.Exit(EXIT_VERIFIED if ok else EXIT_NOT_VERIFIED)
 
 
 @audit_app.command("verify-all")

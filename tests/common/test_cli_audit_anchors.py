@@ -124,3 +124,28 @@ def test_repair_offline(data: Data) -> None:
 
 def test_settings_load(data: Data) -> None:
     assert load_settings(data.config, environ={}).audit.witness == "dir"
+
+
+def test_verify_one_log_against_checkpoints_exit_codes(data: Data) -> None:
+    data.append("W-1", 3)
+    assert invoke("audit", "rotate", "--config", data.config).exit_code == 0
+    keys = audit_key_path(data.settings)
+    retired = sorted((keys.parent / (keys.name + ".retired")).iterdir())
+    pub = signing_key_path(data.settings).with_suffix(".pub")
+    checkpoints = data.logs.parent / "checkpoints.jsonl"
+    witness = data.settings.data_dir.parent / f"{data.settings.data_dir.name}-witness"
+    log = data.logs / "W-1.jsonl"
+    args: list[str | Path] = ["audit", "verify", "--key-file", keys, "--key-file", retired[0]]
+    args += ["--checkpoints", checkpoints, "--public-key", pub, "--witness-dir", witness, log]
+    ok = invoke(*args)
+    assert ok.exit_code == 0, ok.output
+    body = json.loads(ok.stdout)
+    assert body["anchored"] and body["anchors"]["witness_head"] == 1
+    log.write_bytes(b"".join(log.read_bytes().splitlines(keepends=True)[:3]))  # cut by hand
+    cut = invoke(*args)
+    assert cut.exit_code == 1 and "checkpoint 1 " in json.loads(cut.stdout)["error"]
+    log.unlink()
+    deleted = invoke(*args)
+    assert deleted.exit_code == 1 and "log deleted" in json.loads(deleted.stdout)["error"]
+    pub.write_bytes(b"junk")
+    assert invoke(*args).exit_code == 2
