@@ -438,6 +438,29 @@ class AuditSettings(_Section):
     append_workers: int = Field(default=8, gt=0, le=512)
     # Row keys one access record may name (larger batches are split by the AccessAuditor).
     max_access_keys: int = Field(default=50_000, gt=0)
+    # Anchored heads (SPEC §8, issue 18). catalogd writes a signed checkpoint of the subject
+    # logs changed since the previous one at most this often (and at shutdown).
+    checkpoint_interval_s: float = Field(default=1.0, gt=0)
+    # Ed25519 private key signing checkpoints (relative: below `server.data_dir`; mode 0600);
+    # its public key is beside it with the suffix `.pub`.
+    signing_key_file: Path = Path("keys/checkpoint.key")
+    # Where the newest checkpoint is published, out of the audit writer's reach: a directory
+    # (development) or an S3 bucket with Object Lock (production).
+    witness: Literal["dir", "s3"] = "dir"
+    # `dir` witness: "" is the sibling `<data_dir>-witness`; relative paths are below the data
+    # dir's parent. Must not be inside `server.data_dir`.
+    witness_dir: str = ""
+    # `s3` witness: bucket (created with Object Lock enabled), key prefix and the COMPLIANCE
+    # retention of each published checkpoint. Endpoint and credentials are `[storage.s3]`'s.
+    witness_bucket: str = ""
+    witness_prefix: str = "audit-checkpoints/"
+    witness_retention_days: int = Field(default=365, gt=0)
+
+    @model_validator(mode="after")
+    def _witness_complete(self) -> AuditSettings:
+        if self.witness == "s3" and not self.witness_bucket:
+            raise ValueError("audit.witness is s3 but audit.witness_bucket is empty")
+        return self
 
 
 class DistillSettings(_Section):
@@ -502,6 +525,14 @@ class LakehouseSettings(_Section):
                 raise ValueError(
                     "gateway.host binds beyond loopback in production without "
                     "gateway.auth_token (set LAKEHOUSE_GATEWAY__AUTH_TOKEN)"
+                )
+        if self.audit.witness == "dir":
+            data = os.path.abspath(self.data_dir)
+            witness = os.path.abspath(witness_dir_path(self))
+            if witness == data or witness.startswith(data.rstrip(os.sep) + os.sep):
+                raise ValueError(
+                    f"audit.witness_dir ({witness}) is inside server.data_dir: the audit writer "
+                    "could rewrite it; use a directory outside the data dir"
                 )
         if self.client.keepalive_s >= self.server.keep_alive_s:
             raise ValueError(
@@ -640,3 +671,18 @@ def _describe(exc: ValidationError, source: str, env_origin: Mapping[tuple[str, 
 def audit_key_path(settings: LakehouseSettings) -> Path:
     key = settings.audit.key_file.expanduser()
     return key if key.is_absolute() else settings.data_dir / key
+
+
+def signing_key_path(settings: LakehouseSettings) -> Path:
+    """The Ed25519 checkpoint signing key (`audit.signing_key_file`); `.pub` beside it."""
+    key = settings.audit.signing_key_file.expanduser()
+    return key if key.is_absolute() else settings.data_dir / key
+
+
+def witness_dir_path(settings: LakehouseSettings) -> Path:
+    """The `dir` witness: `audit.witness_dir`, by default the sibling `<data_dir>-witness`."""
+    data = Path(os.path.abspath(settings.data_dir))
+    if not settings.audit.witness_dir:
+        return data.parent / f"{data.name}-witness"
+    path = Path(settings.audit.witness_dir).expanduser()
+    return path if path.is_absolute() else data.parent / path

@@ -15,6 +15,7 @@ from lakehouse_common.app.body import (
 )
 from lakehouse_common.app.factory import (
     ERROR_ENVELOPE_SCHEMA,
+    HealthCheck,
     Lifespan,
     create_service_app,
     document_error_envelope,
@@ -24,6 +25,7 @@ from lakehouse_common.app.responses import JsonResponse, error_response
 from lakehouse_common.app.run import run_service, tune_gc, tune_malloc
 from lakehouse_common.app.state import (
     StateOpener,
+    add_health_check,
     metrics_of,
     settings_of,
     state_lifespan,
@@ -33,11 +35,13 @@ from lakehouse_common.app.state import (
 __all__ = [
     "ERROR_ENVELOPE_SCHEMA",
     "BodyTooLarge",
+    "HealthCheck",
     "JsonResponse",
     "Lifespan",
     "Metrics",
     "ServiceMiddleware",
     "StateOpener",
+    "add_health_check",
     "create_service_app",
     "document_error_envelope",
     "error_response",

@@ -32,6 +32,9 @@ from lakehouse_common.errors import STATUS_CODES, LakehouseError, envelope_of
 from lakehouse_common.logging import get_logger
 from lakehouse_common.tracing import current_trace_id
 
+# A named check /health runs (see state.add_health_check): {"status": "ok"|"degraded", ...}.
+HealthCheck = Callable[[], dict[str, Any]]
+
 __all__ = ["ERROR_ENVELOPE_SCHEMA", "Lifespan", "create_service_app", "document_error_envelope"]
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -106,6 +109,7 @@ def create_service_app(
     app.state.settings = settings
     app.state.service_name = name
     app.state.metrics = metrics
+    app.state.health_checks = {}
 
     app.add_exception_handler(LakehouseError, _lakehouse_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
@@ -122,8 +126,13 @@ def create_service_app(
     )
 
     @app.get("/health", tags=["ops"], summary="Liveness: the daemon answers.")
-    async def health() -> dict[str, str]:
-        return {"status": "ok", "service": name}
+    async def health() -> dict[str, Any]:
+        body: dict[str, Any] = {"status": "ok", "service": name}
+        checks: dict[str, HealthCheck] = app.state.health_checks  # see add_health_check
+        if checks:
+            body["checks"] = {check: probe() for check, probe in checks.items()}
+            body["degraded"] = any(c.get("status") != "ok" for c in body["checks"].values())
+        return body
 
     @app.get("/metrics", tags=["ops"], summary="Prometheus metrics of this daemon.")
     async def prometheus_metrics() -> Response:

@@ -29,12 +29,19 @@ from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 
-from lakehouse_common.app.factory import Lifespan
+from lakehouse_common.app.factory import HealthCheck, Lifespan
 from lakehouse_common.app.middleware import Metrics
 from lakehouse_common.config import LakehouseSettings
 from lakehouse_common.errors import ServiceUnavailable
 
-__all__ = ["StateOpener", "metrics_of", "settings_of", "state_lifespan", "state_of"]
+__all__ = [
+    "StateOpener",
+    "add_health_check",
+    "metrics_of",
+    "settings_of",
+    "state_lifespan",
+    "state_of",
+]
 
 StateT = TypeVar("StateT")
 
@@ -79,3 +86,11 @@ def metrics_of(app: FastAPI) -> Metrics:
     """The app's own Prometheus registry holder (one per app, so tests can build many)."""
     metrics: Metrics = app.state.metrics
     return metrics
+
+
+def add_health_check(app: FastAPI, name: str, probe: HealthCheck) -> None:
+    """Name a check `/health` runs: `probe()` answers `{"status": "ok"|"degraded", ...}`. The
+    daemon stays live (`status: ok`) and says which check is degraded; the gateway's
+    `/v1/health` reports it. Registered by `open_state` for what it opened."""
+    checks: dict[str, HealthCheck] = app.state.health_checks
+    checks[name] = probe

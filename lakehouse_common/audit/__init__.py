@@ -6,6 +6,11 @@
   generation and rotation.
 - :mod:`~lakehouse_common.audit.access`: :class:`AccessAuditor`, how a daemon records a PII read
   (one batched call to catalogd per request) before it answers.
+- :mod:`~lakehouse_common.audit.signing`, :mod:`~lakehouse_common.audit.checkpoint`,
+  :mod:`~lakehouse_common.audit.witness`, :mod:`~lakehouse_common.audit.anchors`: signed
+  checkpoints of the logs' heads, the witness they are published to, and verifying a log
+  against them (issue 18); :mod:`~lakehouse_common.audit.repair`: torn-tail repair. Import them
+  by module (they load ``cryptography``/``boto3``, which most daemons never need).
 - :mod:`~lakehouse_common.cli.audit`: ``lakehouse audit verify|verify-all|keygen|rotate``.
 """
 
@@ -21,6 +26,7 @@ from lakehouse_common.audit.chain import (
     CHAIN_FIELDS,
     FIRST_SEQ,
     GENESIS,
+    REPAIR_ACTION,
     ROTATION_ACTION,
     AuditChainError,
     AuditLogNotFound,
@@ -33,6 +39,8 @@ from lakehouse_common.audit.chain import (
     format_rfc3339_nanos,
     now_rfc3339_nanos,
     row_hmac,
+    start_epoch,
+    ts_order,
     verify_log,
 )
 from lakehouse_common.audit.keys import (
@@ -52,6 +60,7 @@ __all__ = [
     "FIRST_SEQ",
     "GENESIS",
     "MIN_KEY_BYTES",
+    "REPAIR_ACTION",
     "ROTATION_ACTION",
     "AuditChainError",
     "AuditKeyError",
@@ -78,5 +87,7 @@ __all__ = [
     "parse_raw_json",
     "rotate_key",
     "row_hmac",
+    "start_epoch",
+    "ts_order",
     "verify_log",
 ]

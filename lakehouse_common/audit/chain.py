@@ -29,7 +29,14 @@ writes an epoch-start row signed by the current key — ``action`` ``"key_rotati
 tip like any row, so one chain spans the epochs. :func:`verify_log` verifies the first row under
 whichever given key signed it, keeps that key until a rotation row names the next one (which must
 be given too, and must record the previous tip and key), and so checks every epoch with its own
-key. Rotation is lazy: a log never touched after a rotation stays wholly in its old epoch.
+key. ``lakehouse audit rotate`` makes rotation eager (issue 18): :func:`start_epoch` writes the
+epoch-start row into every log at once, so no log stays wholly signed by a retired key, and
+:func:`verify_log` given ``retired_at`` (``key_id → ts`` of each retirement, from the signed
+checkpoints) refuses a row signed by a key dated after that key's retirement.
+
+Torn-tail repair (issue 18) appends a ``"repair"`` row (:data:`REPAIR_ACTION`, ``fields``
+``{bytes_removed, sha256, reason}``) written by the chain's owner, never by a caller;
+:func:`verify_log` lists every repair row it meets in :attr:`VerifyResult.repairs`.
 """
 
 from __future__ import annotations
@@ -39,8 +46,8 @@ import hashlib
 import hmac as hmac_lib
 import os
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +70,7 @@ __all__ = [
     "AuditChainError",
     "AuditLogNotFound",
     "AuditRowError",
+    "REPAIR_ACTION",
     "ROTATION_ACTION",
     "KeyMaterial",
     "VerifyResult",
@@ -72,6 +80,8 @@ __all__ = [
     "format_rfc3339_nanos",
     "now_rfc3339_nanos",
     "row_hmac",
+    "start_epoch",
+    "ts_order",
     "verify_log",
 ]
 
@@ -83,6 +93,10 @@ FIRST_SEQ = 1
 CHAIN_FIELDS = ("seq", "prev_hmac", "hmac")
 # The action of an epoch-start row (written by the chain itself after a key rotation).
 ROTATION_ACTION = "key_rotation"
+# The action of a torn-tail repair row (written by catalogd or `lakehouse audit repair`).
+REPAIR_ACTION = "repair"
+# Actions only the chain's owner writes: a caller's row naming one is refused.
+INTERNAL_ACTIONS = frozenset({ROTATION_ACTION, REPAIR_ACTION})
 
 # One key (the original system's only mode) or a keyring spanning rotations.
 KeyMaterial = bytes | Keyring
@@ -121,6 +135,10 @@ class VerifyResult:
     line: int | None = None
     # Key epochs the verified prefix spans (1 + the rotation rows in it; 0 for an empty log).
     epochs: int = 0
+    # Torn-tail repairs in the verified prefix: {seq, ts, bytes_removed, sha256} each.
+    repairs: tuple[dict[str, Any], ...] = ()
+    # The hmac of the rows whose seq was asked for (``tips_at``), when they verified.
+    tips: dict[int, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -195,7 +213,7 @@ def rotation_row(
     }
 
 
-def _check_row_shape(row: Mapping[str, Any]) -> None:
+def _check_row_shape(row: Mapping[str, Any], *, internal: bool = False) -> None:
     if not isinstance(row, Mapping):
         raise AuditRowError(f"an audit row is an object, got {type(row).__name__}")
     chain = [name for name in CHAIN_FIELDS if name in row]
@@ -211,8 +229,8 @@ def _check_row_shape(row: Mapping[str, Any]) -> None:
             raise AuditRowError(f"{name} must be a string")
     if not row["subject_id"]:
         raise AuditRowError("subject_id must not be empty")
-    if row["action"] == ROTATION_ACTION:
-        raise AuditRowError(f"action {ROTATION_ACTION!r} is written by the chain itself")
+    if row["action"] in INTERNAL_ACTIONS and not internal:
+        raise AuditRowError(f"action {row['action']!r} is written by the chain itself")
     if not _TS_RE.fullmatch(row["ts"]):
         raise AuditRowError(f"ts must be RFC 3339 UTC ending in Z, got {row['ts']!r}")
     accessor = row["accessor"]
@@ -300,6 +318,7 @@ def append_rows(
     rows_without_chain_fields: Sequence[Mapping[str, Any]],
     *,
     daemon: str = "catalogd",
+    internal: bool = False,
 ) -> list[dict[str, Any]]:
     """Append rows to the log at ``path`` (created if absent) and return the stored rows.
 
@@ -309,32 +328,63 @@ def append_rows(
     are written with one ``write`` and one ``fsync`` under an exclusive ``flock``. Raises
     :class:`AuditRowError` for a malformed row, :class:`AuditKeyError` for a short key and
     :class:`AuditChainError` when the tip is torn, unreadable or verifies under no key given.
-    A failed write is truncated away.
+    A failed write is truncated away. ``internal`` lets the chain's owner write a
+    :data:`REPAIR_ACTION` row.
     """
     keyring = _as_keyring(keys)
     for candidate in rows_without_chain_fields:
-        _check_row_shape(candidate)
+        _check_row_shape(candidate, internal=internal)
     if not rows_without_chain_fields:
         return []
+    return _append(Path(path), keyring, rows_without_chain_fields, daemon=daemon)
+
+
+def start_epoch(
+    path: str | os.PathLike[str],
+    keys: KeyMaterial,
+    subject_id: str,
+    *,
+    daemon: str = "catalogd",
+) -> dict[str, Any] | None:
+    """Eager rotation: when the tip of the (non-empty) log at ``path`` was signed by a retired
+    key of ``keys``, append the epoch-start row now and return it; otherwise write nothing and
+    return ``None``. Raises :class:`AuditChainError` like :func:`append_rows`."""
+    keyring = _as_keyring(keys)
     log_path = Path(path)
+    if not log_path.exists():
+        return None
+    stored = _append(log_path, keyring, [], daemon=daemon, subject_id=subject_id)
+    return stored[0] if stored else None
+
+
+def _append(
+    log_path: Path,
+    keyring: Keyring,
+    rows_without_chain_fields: Sequence[Mapping[str, Any]],
+    *,
+    daemon: str,
+    subject_id: str | None = None,
+) -> list[dict[str, Any]]:
     fd = _open_locked(log_path, os.O_RDWR | os.O_CREAT | os.O_APPEND, fcntl.LOCK_EX)
     try:
         size = os.fstat(fd).st_size
         prev_hmac, last_seq, tip_key = _read_tip(fd, size, keyring)
         pending: list[Mapping[str, Any]] = list(rows_without_chain_fields)
         if tip_key is not None and tip_key != keyring.current:
-            first = pending[0]
+            first = pending[0] if pending else None
             pending.insert(
                 0,
                 rotation_row(
-                    str(first["subject_id"]),
+                    str(first["subject_id"]) if first is not None else str(subject_id),
                     keyring=keyring,
                     previous_key=tip_key,
                     previous_tip=prev_hmac,
                     daemon=daemon,
-                    trace_id=str(first["accessor"]["trace_id"]),
+                    trace_id=str(first["accessor"]["trace_id"]) if first is not None else "",
                 ),
             )
+        if not pending:
+            return []
         stored: list[dict[str, Any]] = []
         chunks: list[bytes] = []
         for candidate in pending:
@@ -380,10 +430,17 @@ class _BadRow(Exception):
 class _Verifier:
     """Walks a log's lines, keeping the key of the current epoch."""
 
-    def __init__(self, keyring: Keyring) -> None:
+    def __init__(self, keyring: Keyring, retired_at: Mapping[str, str] | None = None) -> None:
         self.keyring = keyring
         self.key: bytes | None = None  # unknown until the first row says which key signed it
         self.epochs = 0
+        # key_id → the retirement's ts order, for the keys known to be retired.
+        self.retired_at = {
+            kid: (ts, ts_order(ts))
+            for kid, ts in (retired_at or {}).items()
+            if _TS_RE.fullmatch(ts)
+        }
+        self.repairs: list[dict[str, Any]] = []
 
     def line(self, line: bytes, prev: str, expected_seq: int) -> str:
         """Check one stored line; returns its hmac or raises :class:`_BadRow`."""
@@ -426,6 +483,24 @@ class _Verifier:
         # Compare literals: no int() of an arbitrarily long stored number.
         if seq.literal != str(expected_seq):
             raise _BadRow(f"seq {seq.literal} out of order, expected {expected_seq}", seq_text)
+        retired = self.retired_at.get(key_id(key))
+        ts = row.get("ts")
+        if retired is not None and isinstance(ts, str) and _TS_RE.fullmatch(ts):
+            if ts_order(ts) > retired[1]:
+                raise _BadRow(
+                    f"signed with key {key_id(key)}, retired at {retired[0]}, but dated {ts} "
+                    "(a retired key cannot sign new rows)",
+                    seq_text,
+                )
+        if row.get("action") == REPAIR_ACTION and isinstance(fields, dict):
+            self.repairs.append(
+                {
+                    "seq": expected_seq,
+                    "ts": ts,
+                    "bytes_removed": _plain(fields.get("bytes_removed")),
+                    "sha256": fields.get("sha256"),
+                }
+            )
         if key != self.key:
             self.epochs += 1
         self.key = key
@@ -458,7 +533,25 @@ class _Verifier:
         return key
 
 
-def verify_log(path: str | os.PathLike[str], keys: KeyMaterial) -> VerifyResult:
+def ts_order(ts: str) -> tuple[str, int]:
+    """A sort key of an RFC 3339 UTC timestamp (any 0-9 fraction digits): ``(seconds, nanos)``."""
+    head, _, frac = ts[:-1].partition(".")
+    return head, int((frac + "000000000")[:9])
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, RawNumber):
+        return int(value) if value.is_integer_literal() and len(value.literal) < 20 else None
+    return value
+
+
+def verify_log(
+    path: str | os.PathLike[str],
+    keys: KeyMaterial,
+    *,
+    retired_at: Mapping[str, str] | None = None,
+    tips_at: Collection[int] = (),
+) -> VerifyResult:
     """Verify the chain of the log at ``path`` from its raw stored lines.
 
     ``keys`` is one key or a keyring (every epoch's key, for a log that spans rotations). An
@@ -467,8 +560,13 @@ def verify_log(path: str | os.PathLike[str], keys: KeyMaterial) -> VerifyResult:
     verification running beside appenders never sees half a row. Raises
     :class:`AuditLogNotFound` when the file does not exist and :class:`AuditKeyError` for a
     short key.
+
+    ``retired_at`` (``key_id → ts``) refuses rows signed by a key dated after its retirement;
+    ``tips_at`` asks for the hmac of the rows with those seqs (:attr:`VerifyResult.tips`).
     """
-    verifier = _Verifier(_as_keyring(keys))
+    verifier = _Verifier(_as_keyring(keys), retired_at)
+    wanted = set(tips_at)
+    tips: dict[int, str] = {}
     log_path = Path(path)
     try:
         handle = log_path.open("rb")
@@ -499,6 +597,18 @@ def verify_log(path: str | os.PathLike[str], keys: KeyMaterial) -> VerifyResult:
                     error=f"line {line_no} (seq {bad.seq}): {bad.why}",
                     line=line_no,
                     epochs=verifier.epochs,
+                    repairs=tuple(verifier.repairs),
+                    tips=tips,
                 )
             count += 1
-    return VerifyResult(count=count, tip=tip, verified=True, error=None, epochs=verifier.epochs)
+            if count in wanted:
+                tips[count] = tip
+    return VerifyResult(
+        count=count,
+        tip=tip,
+        verified=True,
+        error=None,
+        epochs=verifier.epochs,
+        repairs=tuple(verifier.repairs),
+        tips=tips,
+    )

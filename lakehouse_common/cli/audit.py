@@ -25,20 +25,42 @@ verifies, 1 when any does not, 2 on bad input.
 
 ``lakehouse audit rotate`` starts a new key epoch: the current key moves to
 ``<key_file>.retired/epoch-NNNN.key`` and a new one takes its place. catalogd notices on its next
-append (no restart); each log's next row is an epoch-start row recording the previous tip.
+append (no restart). With the config (or ``--logs DIR``) rotation is eager (issue 18): every log
+gets its epoch-start row now, and a signed checkpoint records their heads and the retirement.
+
+Issue 18: ``verify-all`` also checks each log against the signed checkpoints (``--checkpoints``,
+``--public-key``; a clean cut, an emptied, deleted or older log is named with the checkpoint it
+contradicts, rows past it are ``unanchored``) and the checkpoint log against the witness
+(``--witness-dir`` or the configured one); ``--no-anchors`` checks the chains only. ``keygen``
+with a config also writes the Ed25519 checkpoint signing pair. ``lakehouse audit repair [DIR]``
+cuts torn last lines and appends a repair row (what catalogd does at start).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from lakehouse_common.audit.chain import GENESIS, AuditLogNotFound, VerifyResult, verify_log
+from lakehouse_common.audit.anchors import (
+    AnchoredVerification,
+    WitnessCheck,
+    check_witness,
+    verify_subject,
+)
+from lakehouse_common.audit.chain import (
+    GENESIS,
+    AuditChainError,
+    AuditLogNotFound,
+    VerifyResult,
+    start_epoch,
+    verify_log,
+)
+from lakehouse_common.audit.checkpoint import CHECKPOINT_LOG, CheckpointError, CheckpointLog
 from lakehouse_common.audit.keys import (
     AuditKeyError,
     Keyring,
@@ -49,7 +71,28 @@ from lakehouse_common.audit.keys import (
     load_private_key,
     rotate_key,
 )
-from lakehouse_common.config import ConfigError, LakehouseSettings, audit_key_path, load_settings
+from lakehouse_common.audit.repair import is_torn, repair_torn_tail
+from lakehouse_common.audit.signing import (
+    generate_signing_key,
+    load_public_key,
+    load_signing_key,
+    public_key_id,
+    public_key_path,
+)
+from lakehouse_common.audit.witness import (
+    DirectoryWitness,
+    Witness,
+    WitnessError,
+    witness_from_settings,
+)
+from lakehouse_common.clock import now_rfc3339_nanos
+from lakehouse_common.config import (
+    ConfigError,
+    LakehouseSettings,
+    audit_key_path,
+    load_settings,
+    signing_key_path,
+)
 
 __all__ = [
     "AUDIT_SUBDIR",
@@ -119,12 +162,32 @@ def verify(
             show_default=False,
         ),
     ],
+    checkpoints_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoints",
+            help="Also check the log against this checkpoint log (needs --public-key); the "
+            "answer then adds anchored, checkpoint, unanchored, repairs and anchors.",
+            show_default=False,
+        ),
+    ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option("--public-key", help="Ed25519 public key of the checkpoints."),
+    ] = None,
+    witness_dir: Annotated[
+        Path | None,
+        typer.Option("--witness-dir", help="A directory witness to check the checkpoints with."),
+    ] = None,
 ) -> None:
-    """Verify an audit log's HMAC chain and print {count, tip, verified, error} as JSON."""
+    """Verify an audit log's HMAC chain and print {count, tip, verified, error} as JSON
+    (with --checkpoints: also against the signed checkpoints and the witness)."""
     try:
         keyring = Keyring.of(*(load_key(path) for path in key_file))
     except AuditKeyError as exc:
         raise _bad_input(exc.message) from None
+    if checkpoints_file is not None:
+        _verify_anchored(log, keyring, checkpoints_file, public_key, witness_dir)
     try:
         result = verify_log(log, keyring)
     except AuditLogNotFound as exc:
@@ -133,6 +196,35 @@ def verify(
         raise _bad_input(f"audit log {str(log)!r} is unreadable: {exc.strerror or exc}") from None
     _emit(result)
     raise typer.Exit(EXIT_VERIFIED if result.verified else EXIT_NOT_VERIFIED)
+
+
+def _verify_anchored(
+    log: Path,
+    keyring: Keyring,
+    checkpoints_file: Path,
+    public_key: Path | None,
+    witness_dir: Path | None,
+) -> None:
+    """``verify --checkpoints``: a missing log is verified against what checkpoints say of it
+    (a deleted log is a finding, not bad input); exits."""
+    if public_key is None:
+        raise _bad_input("--checkpoints needs --public-key (the checkpoint key's .pub)")
+    try:
+        checkpoints = CheckpointLog.load(checkpoints_file, load_public_key(public_key))
+    except AuditKeyError as exc:
+        raise _bad_input(exc.message) from None
+    check = check_witness(
+        checkpoints, DirectoryWitness(witness_dir) if witness_dir is not None else None
+    )
+    try:
+        result = verify_subject(log, log.stem, keyring, checkpoints)
+    except OSError as exc:
+        raise _bad_input(f"audit log {str(log)!r} is unreadable: {exc.strerror or exc}") from None
+    answer = result.as_dict()
+    answer["anchors"] = check.as_dict()
+    typer.echo(json.dumps(answer, separators=(",", ":"), ensure_ascii=True))
+    ok = result.verified and check.verified
+    raise typer.Exit(EXIT_VERIFIED if ok else EXIT_NOT_VERIFIED)
 
 
 @audit_app.command("verify-all")
@@ -158,8 +250,36 @@ def verify_all(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object instead of a table.")
     ] = False,
+    checkpoints_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoints",
+            help="Checkpoint log (default: checkpoints.jsonl beside DIR).",
+            show_default=False,
+        ),
+    ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--public-key",
+            help="Ed25519 public key of the checkpoints (default: the configured one's .pub).",
+            show_default=False,
+        ),
+    ] = None,
+    witness_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--witness-dir",
+            help="A directory witness (default without DIR: the configured witness).",
+            show_default=False,
+        ),
+    ] = None,
+    no_anchors: Annotated[
+        bool, typer.Option("--no-anchors", help="Check the HMAC chains only.")
+    ] = False,
 ) -> None:
-    """Verify every subject log in DIR; a table, and exit 1 if any log fails."""
+    """Verify every subject log in DIR against its chain and the signed checkpoints, and the
+    checkpoint log against the witness; a table, and exit 1 if anything fails."""
     settings = None
     if directory is None or not key_file:
         settings = _settings("verify-all", config)
@@ -178,51 +298,126 @@ def verify_all(
         raise _fail("verify-all", exc.message) from None
     if not root.is_dir():
         raise _fail("verify-all", f"{root} is not a directory")
-    results: list[tuple[str, VerifyResult]] = []
-    for path in sorted(root.glob("*.jsonl")):
+    checkpoints: CheckpointLog | None = None
+    check: WitnessCheck | None = None
+    if not no_anchors:
+        checkpoints, witness = _anchors(
+            root, settings, directory is None, checkpoints_file, public_key, witness_dir
+        )
+        if checkpoints is not None:
+            check = check_witness(checkpoints, witness)
+    names = {path.stem for path in root.glob("*.jsonl")}
+    if checkpoints is not None:
+        names |= set(checkpoints.by_subject)
+    results: list[AnchoredVerification] = []
+    for name in sorted(names):
         try:
-            result = verify_log(path, keyring)
+            result = verify_subject(root / f"{name}.jsonl", name, keyring, checkpoints)
         except (AuditLogNotFound, OSError) as exc:
-            result = VerifyResult(count=0, tip=GENESIS, verified=False, error=str(exc))
-        results.append((path.stem, result))
-    failed = sum(not r.verified for _, r in results)
+            result = AnchoredVerification(
+                name, VerifyResult(0, GENESIS, False, str(exc)), None, None
+            )
+        results.append(result)
+    failed = sum(not r.verified for r in results)
+    anchors_ok = check is None or check.verified
     if as_json:
         typer.echo(
             json.dumps(
                 {
                     "directory": str(root),
-                    "logs": [_log_json(name, r) for name, r in results],
+                    "logs": [{"subject_id": r.subject_id, **r.as_dict()} for r in results],
                     "count": len(results),
                     "verified": len(results) - failed,
                     "failed": failed,
+                    "anchors": check.as_dict() if check is not None else None,
                 },
                 separators=(",", ":"),
                 ensure_ascii=True,
             )
         )
     else:
-        _print_table(root, results, failed)
-    raise typer.Exit(EXIT_NOT_VERIFIED if failed else EXIT_VERIFIED)
+        _print_table(root, results, failed, check, anchored=not no_anchors)
+    raise typer.Exit(EXIT_NOT_VERIFIED if failed or not anchors_ok else EXIT_VERIFIED)
 
 
-def _log_json(name: str, result: VerifyResult) -> dict[str, Any]:
-    return {"subject_id": name, **result.as_dict(), "epochs": result.epochs}
+def _anchors(
+    root: Path,
+    settings: LakehouseSettings | None,
+    configured: bool,
+    checkpoints_file: Path | None,
+    public_key: Path | None,
+    witness_dir: Path | None,
+) -> tuple[CheckpointLog | None, Witness | None]:
+    """The checkpoint log (None when there is none and no witness to say there should be)."""
+    path = checkpoints_file or root.parent / CHECKPOINT_LOG
+    witness: Witness | None = None
+    if witness_dir is not None:
+        witness = DirectoryWitness(witness_dir)
+    elif configured and settings is not None:
+        try:
+            witness = witness_from_settings(settings)
+        except Exception as exc:  # e.g. boto3 misconfigured: unusable input
+            raise _fail("verify-all", f"cannot reach the witness: {exc}") from None
+    if not path.exists() and witness is None:
+        return None, None
+    if public_key is None and settings is None and path.exists():
+        settings = _settings("verify-all", None)
+    try:
+        key_path = public_key or public_key_path(signing_key_path(settings))  # type: ignore[arg-type]
+        key = load_public_key(key_path)
+    except AuditKeyError as exc:
+        if not path.exists():
+            key = None
+        else:
+            raise _fail("verify-all", exc.message) from None
+    return CheckpointLog.load(path, key), witness
 
 
-def _print_table(root: Path, results: list[tuple[str, VerifyResult]], failed: int) -> None:
+def _print_table(
+    root: Path,
+    results: list[AnchoredVerification],
+    failed: int,
+    check: WitnessCheck | None,
+    *,
+    anchored: bool,
+) -> None:
     console = Console(highlight=False)
-    table = Table("subject", "rows", "epochs", "verified", "tip", "error", title=str(root))
-    for name, result in results:
+    table = Table(
+        "subject",
+        "rows",
+        "epochs",
+        "verified",
+        "anchored",
+        "unanchored",
+        "tip",
+        "error",
+        title=str(root),
+    )
+    for result in results:
         table.add_row(
-            name,
-            str(result.count),
-            str(result.epochs),
+            result.subject_id,
+            str(result.chain.count),
+            str(result.chain.epochs),
             "yes" if result.verified else "[red]NO[/red]",
-            result.tip[:16],
+            ("yes" if result.anchored else "no") if anchored else "-",
+            str(result.unanchored) if anchored else "-",
+            result.chain.tip[:16],
             result.error or "",
         )
     console.print(table)
     console.print(f"{len(results)} logs: {len(results) - failed} verified, {failed} failed")
+    if not anchored:
+        console.print("anchors: not checked (--no-anchors)")
+    elif check is None:
+        console.print("anchors: no checkpoint log and no witness: logs are not anchored")
+    else:
+        state = "verified" if check.verified else "[red]NOT VERIFIED[/red]"
+        console.print(
+            f"checkpoints: {check.checkpoints}, witness {check.witness} holds "
+            f"{check.head if check.head is not None else 'none'} "
+            f"({check.unwitnessed} not yet published): {state}"
+            + (f": {check.error}" if check.error else "")
+        )
 
 
 @audit_app.command("keygen")
@@ -242,7 +437,9 @@ def keygen(
         ),
     ] = False,
 ) -> None:
-    """Write a new random audit key (64 bytes, mode 0600); never overwrites one."""
+    """Write a new random audit key (64 bytes, mode 0600) and, from the config, the Ed25519
+    checkpoint signing pair; never overwrites one."""
+    settings: LakehouseSettings | None = None
     if key_file is None or dev_only:
         settings = _settings("keygen", config)
         if dev_only and settings.server.env != "development":
@@ -250,6 +447,8 @@ def keygen(
         path = key_file if key_file is not None else audit_key_path(settings)
     else:
         path = key_file
+    if settings is not None:
+        _signing_keygen(signing_key_path(settings), if_missing=if_missing)
     if path.exists():
         if if_missing:
             try:
@@ -265,6 +464,21 @@ def keygen(
     typer.echo(f"audit key {key_id(key)} written to {path} (mode 0600)")
 
 
+def _signing_keygen(path: Path, *, if_missing: bool) -> None:
+    if path.exists() or public_key_path(path).exists():
+        if if_missing:
+            return
+        raise _fail("keygen", f"{path} (or its .pub) exists; it is never overwritten", 1)
+    try:
+        public = generate_signing_key(path)
+    except OSError as exc:
+        raise _fail("keygen", f"cannot write {path}: {exc.strerror or exc}", 1) from None
+    typer.echo(
+        f"checkpoint signing key {public_key_id(public)} written to {path} (mode 0600), "
+        f"public key {public_key_path(path)}"
+    )
+
+
 @audit_app.command("rotate")
 def rotate(
     key_file: Annotated[
@@ -272,9 +486,22 @@ def rotate(
         typer.Option("--key-file", help="The key to rotate (default: the configured one)."),
     ] = None,
     config: ConfigOption = None,
+    logs: Annotated[
+        Path | None,
+        typer.Option(
+            "--logs",
+            help="Subject logs to start the new epoch in (default without --key-file: the "
+            "configured <data_dir>/subjects/audit).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Start a new key epoch: retire the current key, write a new one (catalogd follows)."""
-    path = key_file if key_file is not None else audit_key_path(_settings("rotate", config))
+    """Start a new key epoch: retire the current key, write a new one, append an epoch-start
+    row to every log and a signed checkpoint recording the retirement (eager rotation)."""
+    settings = _settings("rotate", config) if key_file is None else None
+    path = key_file if key_file is not None else audit_key_path(settings)  # type: ignore[arg-type]
+    if logs is None and settings is not None:
+        logs = settings.data_dir / AUDIT_SUBDIR
     try:
         rotation = rotate_key(path)
     except AuditKeyError as exc:
@@ -286,3 +513,91 @@ def rotate(
         f"{rotation.previous_key_id} retired to {rotation.retired_path}. Keep both: verifying "
         "needs every epoch's key."
     )
+    retired_at = now_rfc3339_nanos()
+    if logs is None or not logs.is_dir():
+        typer.echo("no logs given (--logs): each log starts the new epoch on its next append")
+        return
+    keyring = load_keyring(path)
+    heads: dict[str, tuple[int, str]] = {}
+    failed = 0
+    for log_path in sorted(logs.glob("*.jsonl")):
+        try:
+            start_epoch(log_path, keyring, log_path.stem, daemon="lakehouse audit rotate")
+            result = verify_log(log_path, keyring)
+        except (AuditChainError, OSError) as exc:
+            typer.echo(f"lakehouse audit rotate: {log_path.stem}: {exc}", err=True)
+            failed += 1
+            continue
+        if result.verified and result.count:
+            heads[log_path.stem] = (result.count, result.tip)
+    typer.echo(f"epoch-start rows in {len(heads)} logs ({failed} failed)")
+    signing = signing_key_path(settings) if settings is not None else None
+    if signing is None or not signing.exists():
+        typer.echo("no checkpoint signing key: no rotation checkpoint written", err=True)
+        raise typer.Exit(1 if failed else 0)
+    try:
+        checkpoints = CheckpointLog.load(
+            logs.parent / CHECKPOINT_LOG, load_public_key(public_key_path(signing))
+        )
+        line = checkpoints.append(
+            load_signing_key(signing), heads, retired={rotation.previous_key_id: retired_at}
+        )
+    except (AuditKeyError, CheckpointError) as exc:
+        raise _fail("rotate", exc.message, 1) from None
+    typer.echo(f"checkpoint {checkpoints.count} records the retirement at {retired_at}")
+    try:
+        assert settings is not None
+        witness_from_settings(settings).publish(checkpoints.count, line)
+    except WitnessError as exc:
+        typer.echo(f"lakehouse audit rotate: not published (catalogd retries): {exc}", err=True)
+    raise typer.Exit(1 if failed else 0)
+
+
+@audit_app.command("repair")
+def repair(
+    directory: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="[DIR]",
+            help="Directory of subject logs (*.jsonl); default <data_dir>/subjects/audit.",
+            show_default=False,
+        ),
+    ] = None,
+    key_file: Annotated[
+        list[Path] | None,
+        typer.Option("--key-file", metavar="KEY", help="Key file(s), the current one first."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Cut torn last lines back to the last verified row and append a repair row recording
+    the bytes removed and their sha256 (what catalogd does at start). Exit 1 if any torn log
+    could not be repaired."""
+    settings = _settings("repair", config) if directory is None or not key_file else None
+    try:
+        if key_file:
+            keyring = Keyring.of(*(load_private_key(p) for p in key_file))
+        else:
+            assert settings is not None
+            keyring = load_keyring(audit_key_path(settings))
+    except AuditKeyError as exc:
+        raise _fail("repair", exc.message) from None
+    root = directory if directory is not None else settings.data_dir / AUDIT_SUBDIR  # type: ignore[union-attr]
+    if not root.is_dir():
+        raise _fail("repair", f"{root} is not a directory")
+    failed = repaired = 0
+    for log_path in sorted(root.glob("*.jsonl")):
+        if not is_torn(log_path):
+            continue
+        try:
+            done = repair_torn_tail(
+                log_path, keyring, log_path.stem, daemon="lakehouse audit repair"
+            )
+        except (AuditChainError, OSError) as exc:
+            typer.echo(f"lakehouse audit repair: {log_path.stem}: {exc}", err=True)
+            failed += 1
+            continue
+        if done is not None:
+            repaired += 1
+            typer.echo(json.dumps(done.as_dict(), separators=(",", ":")))
+    typer.echo(f"{repaired} logs repaired, {failed} not repaired", err=True)
+    raise typer.Exit(EXIT_NOT_VERIFIED if failed else EXIT_VERIFIED)

@@ -222,6 +222,13 @@ class AuditVerification(BaseModel):
     verified: bool
     error: str | None
     epochs: int
+    # Issue 18: the checkpoint anchoring the most rows of this log ({seq, ts, count, tip}; the
+    # one contradicting it when `verified` is false because of it), whether the log holds it
+    # unchanged, the rows newer than it (not yet anchored) and the torn-tail repairs.
+    anchored: bool = False
+    checkpoint: dict[str, Any] | None = None
+    unanchored: int = 0
+    repairs: list[dict[str, Any]] = []
 
 
 class AccessRecord(_Strict):

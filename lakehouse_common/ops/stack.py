@@ -28,12 +28,14 @@ from typing import Any
 import httpx
 
 from lakehouse_common.audit.keys import generate_key
+from lakehouse_common.audit.signing import generate_signing_key, public_key_path
 from lakehouse_common.config import (
     CONFIG_ENV,
     REPO_ROOT,
     LakehouseSettings,
     audit_key_path,
     load_settings,
+    signing_key_path,
 )
 from lakehouse_common.durable import atomic_write
 from lakehouse_common.topology import DAEMON_NAMES, DAEMONS, Daemon, installed_daemons
@@ -118,6 +120,10 @@ def ephemeral_config(
     key_file = audit_key_path(settings)
     if not key_file.exists():
         generate_key(key_file)
+    # ... and the Ed25519 pair signing its checkpoints (issue 18).
+    signing = signing_key_path(settings)
+    if not signing.exists() and not public_key_path(signing).exists():
+        generate_signing_key(signing)
     return path, settings
 
 
@@ -180,7 +186,12 @@ def health_of(url: str, name: str, timeout_s: float = 1.0) -> str:
         body = resp.json()
     except ValueError:
         body = None
-    if resp.status_code == 200 and body == {"status": "ok", "service": name}:
+    if (
+        resp.status_code == 200
+        and isinstance(body, dict)
+        and (body.get("status"), body.get("service")) == ("ok", name)
+    ):
+        # Live; a degraded check (catalogd's audit witness) is the gateway's to report.
         return "ok"
     service = body.get("service") if isinstance(body, dict) else None
     return f"foreign: {service}" if service else f"foreign: HTTP {resp.status_code}"

@@ -12,11 +12,18 @@ from typing import NoReturn
 
 from fastapi import FastAPI
 
-from lakehouse_common.app import create_service_app, settings_of, state_lifespan
+from lakehouse_common.app import (
+    add_health_check,
+    create_service_app,
+    metrics_of,
+    settings_of,
+    state_lifespan,
+)
 from lakehouse_common.audit import AuditKeyError, load_keyring
 from lakehouse_common.config import LakehouseSettings, audit_key_path
 from lakehouse_common.logging import get_logger
 from lakehouse_common.store.settings import store_from_settings
+from services.catalogd.checkpoints import CheckpointWriter
 from services.catalogd.governance import SubjectGovernance
 from services.catalogd.routes import router
 from services.catalogd.service import DatasetCatalog
@@ -39,6 +46,15 @@ async def open_state(app: FastAPI, stack: AsyncExitStack) -> State:
     except AuditKeyError as exc:
         _refuse(exc)
     stack.callback(governance.close)
+    # Signed checkpoints of the audit logs, published to the witness (issue 18); torn tails are
+    # repaired before the first request.
+    try:
+        checkpoints = CheckpointWriter.open(settings, governance.logs, metrics_of(app).registry)
+    except AuditKeyError as exc:
+        _refuse(exc)
+    await checkpoints.start()
+    stack.push_async_callback(checkpoints.aclose)
+    add_health_check(app, "audit_witness", checkpoints.health)
     return State(catalog=catalog, governance=governance)
 
 

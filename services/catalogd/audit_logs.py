@@ -19,7 +19,7 @@ import asyncio
 import functools
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,8 @@ from lakehouse_common.audit import (
     load_keyring,
     verify_log,
 )
+from lakehouse_common.audit.anchors import AnchoredVerification, verify_subject
+from lakehouse_common.audit.checkpoint import CheckpointLog
 from lakehouse_common.audit.keys import retired_dir
 from lakehouse_common.errors import ServiceUnavailable
 from lakehouse_common.logging import get_logger
@@ -58,14 +60,24 @@ def _signature(key_file: Path) -> _KeySignature:
     return tuple(out)
 
 
+OnAppend = Callable[[str, int, str], None]
+
+
+def _noted(subject_id: str, stored: list[dict[str, Any]], on_append: OnAppend | None) -> None:
+    if on_append is not None and stored:
+        on_append(subject_id, int(stored[-1]["seq"]), str(stored[-1]["hmac"]))
+
+
 def _append_group(
-    items: Sequence[tuple[Path, Mapping[str, Any]]], keyring: Keyring
+    items: Sequence[tuple[str, Path, Mapping[str, Any]]],
+    keyring: Keyring,
+    on_append: OnAppend | None = None,
 ) -> Exception | None:
     """Append each row to its log; answers the first failure (the others are still tried)."""
     failure: Exception | None = None
-    for path, row in items:
+    for subject_id, path, row in items:
         try:
-            append_rows(path, keyring, [row])
+            _noted(subject_id, append_rows(path, keyring, [row]), on_append)
         except Exception as exc:  # raised by the caller once every group is done
             failure = failure or exc
     return failure
@@ -84,6 +96,10 @@ class SubjectAuditLogs:
         directory.mkdir(parents=True, exist_ok=True)
         self.workers = workers
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audit-append")
+        # Set by the CheckpointWriter (issue 18): told each appended head; the checkpoints
+        # verification checks logs against.
+        self.on_append: OnAppend | None = None
+        self.checkpoints: CheckpointLog | None = None
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -123,7 +139,9 @@ class SubjectAuditLogs:
         first when this append is the log's first since a key rotation)."""
         keyring = self.keyring()
         call = functools.partial(append_rows, self.path(subject_id), keyring, rows)
-        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        stored = await asyncio.get_running_loop().run_in_executor(self._pool, call)
+        _noted(subject_id, stored, self.on_append)
+        return stored
 
     async def append_each(self, rows: Mapping[str, Mapping[str, Any]]) -> None:
         """Append one row to each subject's log (``subject_id → row``), in parallel.
@@ -137,11 +155,13 @@ class SubjectAuditLogs:
         if not rows:
             return
         keyring = self.keyring()
-        items = [(self.path(sid), row) for sid, row in rows.items()]
+        items = [(sid, self.path(sid), row) for sid, row in rows.items()]
         groups = min(self.workers, len(items))
         loop = asyncio.get_running_loop()
         futures = [
-            loop.run_in_executor(self._pool, _append_group, items[i::groups], keyring)
+            loop.run_in_executor(
+                self._pool, _append_group, items[i::groups], keyring, self.on_append
+            )
             for i in range(groups)
         ]
         for failure in await asyncio.gather(*futures):
@@ -178,3 +198,10 @@ class SubjectAuditLogs:
         if not path.exists():
             return VerifyResult(count=0, tip=GENESIS, verified=True, error=None)
         return verify_log(path, self.keyring())
+
+    def verify_anchored(self, subject_id: str) -> AnchoredVerification:
+        """The chain and the checkpoints (re-read for any written by the CLI): a log cut,
+        emptied, deleted or replaced is named with the checkpoint that contradicts it."""
+        if self.checkpoints is not None:
+            self.checkpoints.refresh()
+        return verify_subject(self.path(subject_id), subject_id, self.keyring(), self.checkpoints)

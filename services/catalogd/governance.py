@@ -131,8 +131,10 @@ class SubjectGovernance:
 
     async def verify(self, subject_id: str) -> AuditVerification:
         await self._require(subject_id)
-        result = await run_in_threadpool(self.logs.verify, subject_id)
-        return AuditVerification(subject_id=subject_id, epochs=result.epochs, **result.as_dict())
+        result = await run_in_threadpool(self.logs.verify_anchored, subject_id)
+        answer = result.as_dict()
+        answer.pop("exists")
+        return AuditVerification.model_validate({"subject_id": subject_id, **answer})
 
     async def record_access(self, record: AccessRecord) -> AccessReceipt:
         if len(record.row_keys) > self.max_access_keys:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
 
 from lakehouse_common.config import LakehouseSettings
 from lakehouse_common.errors import NotFound
@@ -88,6 +89,13 @@ async def probe_health(
             entry["status"] = "ok" if ok else "unhealthy"
             if not ok:
                 entry["error"] = f"HTTP {resp.status}"
+            elif b'"degraded":true' in body:
+                # Live, but a check failed (catalogd: the audit witness is not reachable).
+                entry["status"] = "degraded"
+                try:
+                    entry["checks"] = orjson.loads(body).get("checks")
+                except orjson.JSONDecodeError:
+                    pass
     except (aiohttp.ClientError, TimeoutError) as exc:
         entry["status"] = "down"
         entry["error"] = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -113,8 +113,13 @@ def ns_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveSta
     if shutil.which("unshare") is None or shutil.which("nsenter") is None:
         pytest.skip("needs unshare and nsenter (util-linux) for a private tmpfs")
     root = tmp_path_factory.mktemp("fault-disk")
-    # The audit key lives off the data disk (as /etc would hold it), so catalogd sees it.
-    extra: dict[str, dict[str, Any]] = {"audit": {"key_file": str(root / "keys" / "audit.key")}}
+    # The audit keys live off the data disk (as /etc would hold them), so catalogd sees them.
+    extra: dict[str, dict[str, Any]] = {
+        "audit": {
+            "key_file": str(root / "keys" / "audit.key"),
+            "signing_key_file": str(root / "keys" / "checkpoint.key"),
+        }
+    }
     stack = LiveStack.create(root, extra)
     stack.settings.data_dir.mkdir(parents=True, exist_ok=True)
     try:

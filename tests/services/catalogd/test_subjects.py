@@ -366,6 +366,11 @@ class TestReadAudit:
             "verified": True,
             "error": None,
             "epochs": 0,
+            # Issue 18: nothing to anchor yet, and that is said, not hidden.
+            "anchored": False,
+            "checkpoint": None,
+            "unanchored": 0,
+            "repairs": [],
         }
 
     def test_unknown_subject_is_404(self, cd: httpx.Client) -> None:
