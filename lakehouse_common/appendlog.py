@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -49,6 +50,34 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_MKDIRS_LOCK = threading.Lock()
+
+
+def make_dirs_durably(directory: Path) -> None:
+    """`mkdir -p directory`, fsyncing the parent of every directory it creates.
+
+    `Path.mkdir(parents=True)` alone leaves a new directory's name in the page cache: a power
+    loss drops it, and with it every file below that was fsync'd and acknowledged — the
+    power-loss harness (issue 18) found this for `sessions/`, `_kb/`, `pathways/`,
+    `subjects/audit/`, `objects/` and `vectors/` in a fresh data directory.
+    """
+    # Held while checking too: a directory another thread just created is not durable until
+    # that thread's fsync returns (the harness caught two streams' first appends racing).
+    with _MKDIRS_LOCK:
+        missing: list[Path] = []
+        here = directory
+        while not here.is_dir():
+            missing.append(here)
+            if here.parent == here:
+                break
+            here = here.parent
+        for path in reversed(missing):
+            # Created meanwhile by another process: fsync anyway, we may answer before it does.
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(path)
+            fsync_dir(path.parent)
 
 
 def repair_tail(path: Path) -> int:
@@ -244,7 +273,7 @@ class AppendLog:
     def _write(self, buf: bytes) -> None:
         """One append + fdatasync; on failure, cut the file back to the committed size."""
         if self._fd is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs_durably(self.path.parent)
             created = not self.path.exists()
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             if created:

@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from lakehouse_common.appendlog import make_dirs_durably
 from lakehouse_common.audit import (
     GENESIS,
     AuditKeyError,
@@ -81,7 +82,7 @@ class SubjectAuditLogs:
         self._keyring = load_keyring(key_file)
         self._signature = _signature(key_file)
         self._key_lock = threading.Lock()
-        directory.mkdir(parents=True, exist_ok=True)
+        make_dirs_durably(directory)
         self.workers = workers
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audit-append")
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lakehouse_common.appendlog import make_dirs_durably
 from lakehouse_common.config import VectorSettings
 from lakehouse_common.contracts.vectors import (
     CreateIndexRequest,
@@ -46,7 +47,7 @@ class VectorService:
         self._lock = threading.Lock()  # create / delete / list
 
     def open(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_dirs_durably(self.root)  # else a power loss can drop `vectors/` and every index
         for path in sorted(self.root.iterdir()):
             if path.name.endswith(TMP_SUFFIX):  # a create or delete cut short by a crash
                 shutil.rmtree(path, ignore_errors=True)
