@@ -194,10 +194,6 @@ def _path(fd: int) -> str:
     return os.readlink(f"/proc/self/fd/{fd}")
 
 
-def _named(suffix: str) -> object:
-    return lambda call, fd: _path(fd).endswith(suffix)
-
-
 # One fsync removed per case (as if its line were deleted): the harness must see a lost write.
 REMOVED_FSYNCS = {
     "appendlog fdatasync": ("pathwayd", lambda call, fd: call == "fdatasync"),
@@ -217,7 +213,7 @@ REMOVED_FSYNCS = {
         lambda call, fd: _is_dir(fd) and "/objects/lakehouse/" in _path(fd) + "/",
     ),
     "vectord WAL fsync": ("vectord", lambda call, fd: _path(fd).endswith(".log")),
-    "vectord snapshot rename directory fsync": (
+    "vectord index-directory fsyncs (new WAL segment, snapshot rename)": (
         "vectord",
         lambda call, fd: _is_dir(fd) and os.path.basename(_path(fd)) in ("alpha", "beta"),
     ),
