@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from lakehouse_common.durable import fsync_dir, write_all
+from lakehouse_common.durable import fsync_dir, make_dirs_durably, write_all
 from lakehouse_common.errors import ServiceUnavailable
 from lakehouse_common.logging import get_logger
 
@@ -237,7 +237,7 @@ class AppendLog:
     def _write(self, buf: bytes) -> None:
         """One append + fdatasync; on failure, cut the file back to the committed size."""
         if self._fd is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs_durably(self.path.parent)
             created = not self.path.exists()
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             if created:

@@ -3,6 +3,7 @@ and every append-only log rely on, written once (issue 15).
 
 - `fsync_dir(directory)` makes a directory's entries (a created, renamed or removed name)
   durable; `fsync_file(path)` and `fsync_fd` do the same for a file's content.
+- `make_dirs_durably(directory)` is `mkdir -p` whose new names survive a power loss.
 - `write_all(fd, data)` writes every byte (`os.write` may write fewer than asked).
 - `atomic_write(path, data, mode=...)` replaces `path` with `data`: readers see the old file or
   the whole new one, never a mix, and after it returns the new file survives a power loss.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
@@ -48,6 +50,34 @@ def fsync_file(path: StrPath) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_MKDIRS_LOCK = threading.Lock()
+
+
+def make_dirs_durably(directory: StrPath) -> None:
+    """`mkdir -p directory`, fsyncing the parent of every directory it creates.
+
+    `Path.mkdir(parents=True)` alone leaves a new directory's name in the page cache: a power
+    loss drops it, and with it every file below that was fsync'd and acknowledged — the
+    power-loss harness (issue 18) found this for `sessions/`, `_kb/`, `pathways/`,
+    `subjects/audit/`, `objects/` and `vectors/` in a fresh data directory.
+    """
+    # Held while checking too: a directory another thread just created is not durable until
+    # that thread's fsync returns (the harness caught two streams' first appends racing).
+    with _MKDIRS_LOCK:
+        missing: list[Path] = []
+        here = Path(directory)
+        while not here.is_dir():
+            missing.append(here)
+            if here.parent == here:
+                break
+            here = here.parent
+        for path in reversed(missing):
+            # Created meanwhile by another process: fsync anyway, we may answer before it does.
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(path)
+            fsync_dir(path.parent)
 
 
 def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:

@@ -38,7 +38,7 @@ from pydantic import ValidationError as ModelError
 
 from lakehouse_common.clock import now_rfc3339_nanos
 from lakehouse_common.config import LakehouseSettings
-from lakehouse_common.durable import fsync_dir, write_all
+from lakehouse_common.durable import fsync_dir, make_dirs_durably, write_all
 from lakehouse_common.tracing import mint_trace_id
 from lakehouse_common.validation_error import ValidationError
 
@@ -117,7 +117,7 @@ def append_session(path: Path, record: SessionRecord) -> None:
     line = record.line()
     created = not path.exists()
     if created:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs_durably(path.parent)
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from lakehouse_common.durable import fsync_dir
+from lakehouse_common.durable import fsync_dir, make_dirs_durably
 from lakehouse_common.errors import Conflict, Internal, InvalidInput, NotFound
 from lakehouse_common.store.base import (
     CHUNK_SIZE,
@@ -96,10 +96,11 @@ class FsStore(Store):
 
     def __init__(self, root: Path, *, staging_grace_s: float = DEFAULT_STAGING_GRACE_S) -> None:
         self.root = Path(root).absolute()
-        self.root.mkdir(parents=True, exist_ok=True)
         self._staging = self.root / STAGING_DIR
         self._meta = self.root / META_DIR
-        self._staging.mkdir(exist_ok=True)
+        # Durably: a bucket directory's fsync does not make `root`'s own name survive a power
+        # loss (issue 18's harness lost every object of a fresh store).
+        make_dirs_durably(self._staging)
         self._meta.mkdir(exist_ok=True)
         self.clean_staging(staging_grace_s)
 

@@ -38,6 +38,7 @@ from lakehouse_common.audit import (
 from lakehouse_common.audit.anchors import AnchoredVerification, verify_subject
 from lakehouse_common.audit.checkpoint import CheckpointLog
 from lakehouse_common.audit.keys import retired_dir
+from lakehouse_common.durable import make_dirs_durably
 from lakehouse_common.errors import ServiceUnavailable
 from lakehouse_common.logging import get_logger
 
@@ -93,7 +94,7 @@ class SubjectAuditLogs:
         self._keyring = load_keyring(key_file)
         self._signature = _signature(key_file)
         self._key_lock = threading.Lock()
-        directory.mkdir(parents=True, exist_ok=True)
+        make_dirs_durably(directory)
         self.workers = workers
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="audit-append")
         # Set by the CheckpointWriter (issue 18): told each appended head; the checkpoints

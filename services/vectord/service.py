@@ -24,7 +24,7 @@ from lakehouse_common.contracts.vectors import (
     SearchRequest,
     validate_index_name,
 )
-from lakehouse_common.durable import fsync_dir
+from lakehouse_common.durable import fsync_dir, make_dirs_durably
 from lakehouse_common.errors import Conflict, NotFound, UnprocessableEntity
 from lakehouse_common.logging import get_logger
 from services.vectord.durable import PARAMS_FILE, TMP_SUFFIX, DurableIndex
@@ -48,7 +48,7 @@ class VectorService:
         self._lock = threading.Lock()  # create / delete / list
 
     def open(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_dirs_durably(self.root)  # else a power loss can drop `vectors/` and every index
         for path in sorted(self.root.iterdir()):
             if path.name.endswith(TMP_SUFFIX):  # a create or delete cut short by a crash
                 shutil.rmtree(path, ignore_errors=True)
