@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 from lakehouse_common.cli import app
 from lakehouse_common.contracts.catalog import part_key
 from lakehouse_common.store.settings import store_from_settings
-from tests.conftest import LiveStack, metric
+from tests.support.metrics import metric
+from tests.support.stack import LiveStack
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from typing import Any
 from lakehouse_common.audit.checkpoint import CheckpointLog
 from lakehouse_common.audit.signing import load_public_key, load_signing_key, public_key_path
 from lakehouse_common.config import signing_key_path
-from tests.conftest import LiveStack
+from tests.support.stack import LiveStack
 
 
 def until(check: Any, timeout_s: float = 30.0) -> Any:

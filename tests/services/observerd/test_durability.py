@@ -110,6 +110,7 @@ def test_a_file_that_is_only_a_partial_line_becomes_empty(stack: LiveStack) -> N
     stream = "human_feedback"
     stack.kill_9("observerd")
     path = stream_file(stack.settings, stream)
+    path.parent.mkdir(parents=True, exist_ok=True)  # no stream may have been written yet
     path.write_bytes(b'{"schema":"observ')
     stack.start("observerd")
     assert path.read_bytes() == b""

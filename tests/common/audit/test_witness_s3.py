@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from lakehouse_common.audit.witness import S3Witness, WitnessError
 from lakehouse_common.ops.stack import free_port
-from tests.conftest import S3Server
+from tests.support.stack import S3Server
 
 
 def witness(endpoint: str, bucket: str) -> S3Witness:
