@@ -54,6 +54,7 @@ from lakehouse_common.audit.signing import (
     verify_hex,
 )
 from lakehouse_common.clock import now_rfc3339_nanos
+from lakehouse_common.durable import fsync_dir, make_dirs_durably
 from lakehouse_common.errors import Conflict
 
 __all__ = [
@@ -265,8 +266,7 @@ class CheckpointLog:
         retired: Mapping[str, str] | None,
         ts: str | None,
     ) -> bytes:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        created = not self.path.exists()
+        make_dirs_durably(self.path.parent)
         fd = _open_locked(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, fcntl.LOCK_EX)
         try:
             size = os.fstat(fd).st_size
@@ -301,8 +301,12 @@ class CheckpointLog:
                 except OSError:
                     pass
                 raise
-            if created:
-                _fsync_parent(self.path)
+            if size == 0:
+                # The log's name must be durable before its first checkpoint is published: a
+                # witness ahead of the durable log reads as a cut. Not only when this call
+                # created the file: an append that failed (ENOSPC, truncated back) or a process
+                # killed after `open` leaves an empty file whose name was never fsync'd.
+                fsync_dir(self.path.parent)
             self._consume_from(fd, size + len(data))
             return line
         finally:
@@ -322,14 +326,6 @@ class CheckpointLog:
         except FileNotFoundError:
             return None
         return None
-
-
-def _fsync_parent(path: Path) -> None:
-    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def repair_checkpoint_tail(path: str | os.PathLike[str]) -> int:

@@ -20,6 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from lakehouse_common.audit.anchors import check_witness
+from lakehouse_common.audit.checkpoint import CHECKPOINT_LOG, CheckpointLog
+from lakehouse_common.audit.signing import generate_signing_key, load_signing_key
+from lakehouse_common.audit.witness import DirectoryWitness
 from lakehouse_common.durable import fsync_dir
 from tests.support.powerloss import PowerLossRecorder, choose_points, run_power_loss
 from tests.support.powerloss_workloads import WORKLOADS
@@ -179,6 +183,29 @@ class TestEveryDurableLogSurvivesPowerLoss:
         assert not report.failures, report.describe()
 
 
+@pytest.mark.fault
+class TestCheckpointLogFindings:
+    def test_an_empty_checkpoint_log_left_behind_gets_its_name_fsynced(
+        self, tmp_path: Path
+    ) -> None:
+        """Found while adding the `audit_checkpoints` workload: the checkpoint log fsync'd its
+        directory only when this very append created the file. An empty log left by an append
+        that failed (ENOSPC, truncated back) or by a process killed after `open` was extended,
+        published, and lost with its name at the power cut: the witness then named a cut."""
+        public = generate_signing_key(tmp_path / "checkpoint.key")
+        key = load_signing_key(tmp_path / "checkpoint.key")
+        witness = DirectoryWitness(tmp_path / "witness")
+        (tmp_path / "live" / "subjects").mkdir(parents=True)
+        with PowerLossRecorder(tmp_path / "live") as rec:
+            path = rec.root / "subjects" / CHECKPOINT_LOG
+            path.touch()  # what the failed or killed first append left: never fsync'd
+            line = CheckpointLog(path, public).append(key, {"subj-a": (1, "a" * 64)})
+            witness.publish(1, line)
+        crashed = CheckpointLog.load(_crash(rec, tmp_path) / "subjects" / CHECKPOINT_LOG, public)
+        assert check_witness(crashed, witness).error is None
+        assert crashed.count == 1
+
+
 def _is_dir(fd: int) -> bool:
     return stat.S_ISDIR(os.fstat(fd).st_mode)
 
@@ -200,6 +227,20 @@ REMOVED_FSYNCS = {
         lambda call, fd: _is_dir(fd) and _path(fd).endswith("/sessions"),
     ),
     "audit row fsync": ("audit", lambda call, fd: _path(fd).endswith(".jsonl")),
+    "audit checkpoint fsync": (
+        "audit_checkpoints",
+        lambda call, fd: _path(fd).endswith("/checkpoints.jsonl"),
+    ),
+    # `subjects/` is fsync'd once before the checkpoint log exists (the subject logs' directory
+    # is created durably); this removes the fsync that makes the new checkpoint log's name last.
+    "audit checkpoint log directory fsync after create": (
+        "audit_checkpoints",
+        lambda call, fd: (
+            _is_dir(fd)
+            and _path(fd).endswith("/subjects")
+            and os.path.exists(_path(fd) + "/checkpoints.jsonl")
+        ),
+    ),
     "store staged-file fsync": ("store_catalog", lambda call, fd: _path(fd).endswith(".part")),
     "store publish directory fsync": (
         "store_catalog",

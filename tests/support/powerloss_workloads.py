@@ -3,13 +3,16 @@
 Each workload writes below a fresh data directory through the real domain object a daemon uses
 (not HTTP), acknowledging each operation when the object returns, and checks a crashed copy by
 running that daemon's own start-up recovery on it. `WORKLOADS` is the table the tests iterate;
-add a component by adding a line (audit checkpoints, issue 18, go here once they land).
+add a component by adding a line. The audit checkpoints (issue 18) are `AuditCheckpoints`: their
+witness lives outside the data directory, beyond the power cut, and must never be ahead of the
+durable checkpoint log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +23,19 @@ import orjson
 
 from lakehouse_common.appendlog import AppendLog
 from lakehouse_common.audit import generate_key
-from lakehouse_common.config import ObserveSettings, VectorSettings
+from lakehouse_common.audit.anchors import check_witness
+from lakehouse_common.audit.checkpoint import CheckpointLog, line_digest
+from lakehouse_common.audit.signing import generate_signing_key
+from lakehouse_common.audit.witness import DirectoryWitness, Witness, WitnessHead
+from lakehouse_common.config import (
+    AuditSettings,
+    LakehouseSettings,
+    ObserveSettings,
+    ServerSettings,
+    VectorSettings,
+    audit_key_path,
+    witness_dir_path,
+)
 from lakehouse_common.contracts.catalog import DataFile, SchemaField, VersionCommit
 from lakehouse_common.contracts.observe import EventIn
 from lakehouse_common.contracts.vectors import CreateIndexRequest, Item
@@ -28,6 +43,8 @@ from lakehouse_common.errors import NotFound
 from lakehouse_common.session_log import SessionRecord, append_session, read_recent_sessions
 from lakehouse_common.store.fs import FsStore
 from services.catalogd.audit_logs import SubjectAuditLogs
+from services.catalogd.checkpoints import CheckpointWriter
+from services.catalogd.governance import SUBJECTS_DIR
 from services.catalogd.service import DatasetCatalog
 from services.observerd.service import ObservationStore, kb_dir
 from services.vectord.service import VectorService
@@ -238,8 +255,8 @@ class SubjectAudit:
 
     appends: int = 10
     name: str = "subject audit logs"
-    # A torn unacknowledged row makes the log refuse appends until it is repaired (issue 18's
-    # repair, built separately); until then the harness checks untorn power loss only.
+    # A torn unacknowledged row makes the log refuse appends until it is repaired; the repair
+    # is catalogd's `CheckpointWriter.start`, so `AuditCheckpoints` proves the torn case.
     torn_tails: bool = False
     subjects: tuple[str, ...] = ("subj-a", "subj-b", "subj-c")
 
@@ -298,6 +315,200 @@ class SubjectAudit:
                     problems.append(f"{s}: acknowledged rows {lost} lost")
         finally:
             logs.close()
+        return problems
+
+
+# -- catalogd: signed checkpoints `subjects/checkpoints.jsonl`, published to a witness -----------
+
+
+class _AckedWitness:
+    """The configured witness, acknowledging each checkpoint it holds once `publish` returns.
+
+    The witness is another machine (or an Object Lock bucket): the power cut does not reach it,
+    so what it holds at a crash point is every checkpoint published by then."""
+
+    def __init__(self, inner: Witness, recorder: PowerLossRecorder) -> None:
+        self.inner = inner
+        self.recorder = recorder
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+    def publish(self, seq: int, line: bytes) -> None:
+        self.inner.publish(seq, line)
+        self.recorder.ack(("published", seq, bytes(line)))
+
+    def head(self) -> WitnessHead | None:
+        return self.inner.head()
+
+
+@dataclass
+class AuditCheckpoints:
+    """catalogd's `CheckpointWriter` over its `SubjectAuditLogs`: single and fan-out rows, a
+    checkpoint every few appends and one at shutdown, each written (fsynced) and then published
+    to a `DirectoryWitness` outside the data dir. Recovery is `CheckpointWriter.start` (a torn
+    checkpoint line is cut, torn subject logs are repaired); after it every acknowledged row and
+    checkpoint is there, the checkpoint log verifies and holds the witness's head, and every
+    subject verifies against the checkpoints. The restarted daemon then appends, checkpoints
+    and publishes again."""
+
+    appends: int = 12
+    name: str = "audit checkpoints (CheckpointLog + witness)"
+    torn_tails: bool = True
+    # A checkpoint after every `every` appends (catalogd's timer, made deterministic).
+    every: int = 2
+    subjects: tuple[str, ...] = ("subj-a", "subj-b", "subj-c")
+
+    @staticmethod
+    def settings(root: Path) -> LakehouseSettings:
+        # Both keys outside the data directory; the witness in its default place, the sibling
+        # `<root>-witness` (outside the data directory: the power cut leaves it alone).
+        signing_key = root.parent / "checkpoint.key"
+        if not signing_key.exists():
+            generate_signing_key(signing_key)
+        return LakehouseSettings(
+            server=ServerSettings(data_dir=root),
+            audit=AuditSettings(
+                key_file=SubjectAudit.key_file(root),
+                signing_key_file=signing_key,
+                checkpoint_interval_s=3600,  # never ticks: the workload flushes itself
+            ),
+        )
+
+    def open(self, root: Path) -> tuple[SubjectAuditLogs, CheckpointWriter]:
+        """What catalogd's `open_state` opens: the subject logs, then the checkpoint writer."""
+        settings = self.settings(root)
+        logs = SubjectAuditLogs(
+            settings.data_dir / SUBJECTS_DIR / "audit", audit_key_path(settings), workers=2
+        )
+        return logs, CheckpointWriter.open(settings, logs)
+
+    @staticmethod
+    def _ack_checkpoints(
+        writer: CheckpointWriter, before: int, recorder: PowerLossRecorder
+    ) -> None:
+        if writer.write_error or writer.publish_error:
+            raise RuntimeError(f"checkpoint not written or not published: {writer.health()}")
+        for seq in range(before + 1, writer.checkpoints.count + 1):
+            line = writer.checkpoints.line_at(seq)
+            if line is None:
+                raise RuntimeError(f"checkpoint {seq} written but not readable")
+            recorder.ack(("checkpoint", seq, line_digest(line)))
+
+    def run(self, root: Path, recorder: PowerLossRecorder) -> None:
+        async def go() -> None:
+            logs, writer = self.open(root)
+            writer.witness = _AckedWitness(writer.witness, recorder)
+            await writer.start()
+            try:
+                for n in range(self.appends):
+                    if n % 3 == 2:  # one row to every subject, in parallel
+                        await logs.append_each({s: SubjectAudit.row(s, n) for s in self.subjects})
+                        for s in self.subjects:
+                            recorder.ack(("row", s, n))
+                    else:
+                        s = self.subjects[n % len(self.subjects)]
+                        await logs.append(s, [SubjectAudit.row(s, n)])
+                        recorder.ack(("row", s, n))
+                    if n % self.every == self.every - 1:
+                        before = writer.checkpoints.count
+                        writer.flush()
+                        self._ack_checkpoints(writer, before, recorder)
+                before = writer.checkpoints.count
+                await writer.aclose()  # catalogd's last checkpoint, at shutdown
+                self._ack_checkpoints(writer, before, recorder)
+            finally:
+                logs.close()
+
+        asyncio.run(go())
+
+    def check(self, root: Path, acked: Sequence[Any]) -> list[str]:
+        # The witness as it stood at the crash: every checkpoint published by then.
+        witness = DirectoryWitness(witness_dir_path(self.settings(root)))
+        for item in acked:
+            if item[0] == "published":
+                witness.publish(item[1], item[2])
+        try:
+            return asyncio.run(self._check(root, acked))
+        finally:
+            shutil.rmtree(witness.directory, ignore_errors=True)
+
+    async def _check(self, root: Path, acked: Sequence[Any]) -> list[str]:
+        logs, writer = self.open(root)
+        try:
+            await writer.start()  # catalogd's start-up recovery: the repairs, then the timer
+            problems = self._verify(logs, writer.checkpoints, writer.witness, acked)
+            # The restarted daemon appends after whatever the crash left; its shutdown writes
+            # and publishes a checkpoint anchoring it all.
+            await logs.append_each({s: SubjectAudit.row(s, 999) for s in self.subjects})
+        finally:
+            await writer.aclose()
+            logs.close()
+        if writer.write_error or writer.publish_error:
+            problems.append(
+                "after the restart, a checkpoint was not written or not published: "
+                f"{writer.write_error or writer.publish_error}"
+            )
+        logs, writer = self.open(root)
+        try:
+            writer.checkpoints.refresh()
+            later = [*acked, *(("row", s, 999) for s in self.subjects)]
+            problems += [
+                f"after the restart: {p}"
+                for p in self._verify(logs, writer.checkpoints, writer.witness, later)
+            ]
+            unwitnessed = check_witness(writer.checkpoints, writer.witness).unwitnessed
+            if unwitnessed:
+                problems.append(f"after the restart: {unwitnessed} checkpoints not published")
+            for s in self.subjects:
+                result = logs.verify_anchored(s)
+                if not result.anchored or result.unanchored:
+                    problems.append(
+                        f"after the restart: {s} is not anchored by the shutdown checkpoint "
+                        f"({result.unanchored} of {result.chain.count} rows unanchored)"
+                    )
+        finally:
+            logs.close()
+        return problems
+
+    def _verify(
+        self,
+        logs: SubjectAuditLogs,
+        checkpoints: CheckpointLog,
+        witness: Witness,
+        acked: Sequence[Any],
+    ) -> list[str]:
+        problems: list[str] = []
+        if checkpoints.error is not None:
+            problems.append(f"the checkpoint log does not verify: {checkpoints.error}")
+        if checkpoints.torn:
+            problems.append("the checkpoint log still ends in a torn line")
+        # The witness ahead of the durable checkpoint log is the "checkpoint log cut" alarm: a
+        # checkpoint published before it was durable.
+        witnessed = check_witness(checkpoints, witness)
+        if witnessed.error is not None:
+            problems.append(f"the checkpoint log against the witness: {witnessed.error}")
+        for item in acked:
+            if item[0] == "checkpoint":
+                _, seq, digest = item
+                if seq > checkpoints.count or checkpoints.digests[seq - 1] != digest:
+                    problems.append(
+                        f"acknowledged checkpoint {seq} lost (the checkpoint log verifies "
+                        f"{checkpoints.count})"
+                    )
+        for s in self.subjects:
+            result = logs.verify_anchored(s)
+            if not result.verified:
+                problems.append(f"{s}: does not verify against the checkpoints: {result.error}")
+            rows, _ = logs.read(s, 0, 10_000)
+            present = {row["accessor"]["trace_id"] for row in rows}
+            lost = [
+                item[2]
+                for item in acked
+                if item[0] == "row" and item[1] == s and f"t{item[2]}" not in present
+            ]
+            if lost:
+                problems.append(f"{s}: acknowledged rows {lost} lost")
         return problems
 
 
@@ -476,12 +687,13 @@ class VectordIndexes:
 
 
 # The table of durable components the harness proves. `scale` multiplies each workload's size
-# (the long run under `make fuzz` uses more). Audit checkpoints (issue 18) join here.
+# (the long run under `make fuzz` uses more).
 WORKLOADS: Final[dict[str, Callable[[int], Workload]]] = {
     "observerd": lambda scale: ObserverdStreams(appends=24 * scale),
     "pathwayd": lambda scale: PathwaydLog(appends=16 * scale),
     "session_log": lambda scale: SessionLog(appends=12 * scale),
     "audit": lambda scale: SubjectAudit(appends=10 * scale),
+    "audit_checkpoints": lambda scale: AuditCheckpoints(appends=12 * scale),
     "store_catalog": lambda scale: StoreAndCatalog(rounds=6 * scale),
     "vectord": lambda scale: VectordIndexes(rounds=10 * scale),
 }
