@@ -5,6 +5,8 @@ and every append-only log rely on, written once (issue 15).
   durable; `fsync_file(path)` and `fsync_fd` do the same for a file's content.
 - `make_dirs_durably(directory)` is `mkdir -p` whose new names survive a power loss.
 - `write_all(fd, data)` writes every byte (`os.write` may write fewer than asked).
+- `create_file(path, data, mode=...)` creates a new file (never replaces one) with exactly that
+  mode, holding `data`, fsync'd.
 - `atomic_write(path, data, mode=...)` replaces `path` with `data`: readers see the old file or
   the whole new one, never a mix, and after it returns the new file survives a power loss.
 - `replacing(path)` is the same protocol for a writer that needs a path to write to (a Parquet
@@ -55,8 +57,9 @@ def fsync_file(path: StrPath) -> None:
 _MKDIRS_LOCK = threading.Lock()
 
 
-def make_dirs_durably(directory: StrPath) -> None:
-    """`mkdir -p directory`, fsyncing the parent of every directory it creates.
+def make_dirs_durably(directory: StrPath, *, mode: int = 0o777) -> None:
+    """`mkdir -p directory`, fsyncing the parent of every directory it creates (each created with
+    `mode`, less the umask: 0o700 for a private directory).
 
     `Path.mkdir(parents=True)` alone leaves a new directory's name in the page cache: a power
     loss drops it, and with it every file below that was fsync'd and acknowledged — the
@@ -76,7 +79,7 @@ def make_dirs_durably(directory: StrPath) -> None:
         for path in reversed(missing):
             # Created meanwhile by another process: fsync anyway, we may answer before it does.
             with contextlib.suppress(FileExistsError):
-                os.mkdir(path)
+                os.mkdir(path, mode)
             fsync_dir(path.parent)
 
 
@@ -85,6 +88,20 @@ def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def create_file(path: StrPath, data: bytes | bytearray | memoryview, *, mode: int) -> None:
+    """Create the file `path` holding `data`, fsync'd, with exactly `mode` (umask ignored) from
+    its creation on. `FileExistsError` if `path` exists: nothing is ever overwritten. The name
+    is durable once the caller fsyncs the directory (a caller creating several files does it
+    once)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        os.fchmod(fd, mode)  # O_CREAT's mode is filtered by the umask
+        write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def temp_path_for(path: StrPath) -> Path:

@@ -54,7 +54,7 @@ from lakehouse_common.audit.signing import (
     verify_hex,
 )
 from lakehouse_common.clock import now_rfc3339_nanos
-from lakehouse_common.durable import fsync_dir, make_dirs_durably
+from lakehouse_common.durable import fsync_dir, make_dirs_durably, write_all
 from lakehouse_common.errors import Conflict
 
 __all__ = [
@@ -291,9 +291,7 @@ class CheckpointLog:
             line = canonical_json(row)
             data = line + b"\n"
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                write_all(fd, data)
                 os.fsync(fd)
             except BaseException:
                 try:

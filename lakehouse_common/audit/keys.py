@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from lakehouse_common.durable import atomic_write, fsync_dir, write_all
+from lakehouse_common.durable import atomic_write, create_file, fsync_dir, make_dirs_durably
 from lakehouse_common.errors import InvalidInput
 
 __all__ = [
@@ -183,24 +183,6 @@ def load_keyring(key_file: str | os.PathLike[str], *, private: bool = True) -> K
     return Keyring(current, newest + 1, retired)
 
 
-def _create_private(path: Path, data: bytes) -> None:
-    """Create ``path`` (mode 0600) holding ``data``, fsync'd; ``FileExistsError`` if it exists."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # O_CREAT's mode is filtered by the umask
-        write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _private_dir(directory: Path) -> None:
-    created = not directory.exists()
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if created:
-        fsync_dir(directory.parent)
-
-
 def generate_key(path: str | os.PathLike[str], nbytes: int = GENERATED_KEY_BYTES) -> bytes:
     """Write a new random key to ``path`` (mode 0600, parents 0700); never overwrites.
 
@@ -209,9 +191,9 @@ def generate_key(path: str | os.PathLike[str], nbytes: int = GENERATED_KEY_BYTES
     if nbytes < MIN_KEY_BYTES:
         raise AuditKeyError(f"a key needs at least {MIN_KEY_BYTES} bytes, asked for {nbytes}")
     key_path = Path(path)
-    _private_dir(key_path.parent)
+    make_dirs_durably(key_path.parent, mode=0o700)
     key = secrets.token_bytes(nbytes)
-    _create_private(key_path, key)
+    create_file(key_path, key, mode=0o600)
     fsync_dir(key_path.parent)
     return key
 
@@ -236,10 +218,10 @@ def rotate_key(key_file: str | os.PathLike[str]) -> Rotation:
     path = Path(key_file)
     keyring = load_keyring(path)
     directory = retired_dir(path)
-    _private_dir(directory)
+    make_dirs_durably(directory, mode=0o700)
     retired_path = directory / f"epoch-{keyring.epoch:04d}.key"
     try:
-        _create_private(retired_path, keyring.current)
+        create_file(retired_path, keyring.current, mode=0o600)
     except FileExistsError:
         if load_private_key(retired_path) != keyring.current:
             raise AuditKeyError(

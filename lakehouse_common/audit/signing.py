@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from lakehouse_common.audit.keys import AuditKeyError
+from lakehouse_common.durable import create_file, fsync_dir, make_dirs_durably
 
 __all__ = [
     "Ed25519PrivateKey",
@@ -43,26 +44,6 @@ def public_key_id(key: Ed25519PublicKey) -> str:
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_new(path: Path, data: bytes, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-    try:
-        os.fchmod(fd, mode)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def generate_signing_key(private_key_file: str | os.PathLike[str]) -> Ed25519PublicKey:
     """Write a new Ed25519 key pair: the private key (mode 0600) at ``private_key_file`` and the
     public key (mode 0644) beside it. Never overwrites: ``FileExistsError`` when either exists."""
@@ -70,29 +51,26 @@ def generate_signing_key(private_key_file: str | os.PathLike[str]) -> Ed25519Pub
     pub_path = public_key_path(path)
     if pub_path.exists():
         raise FileExistsError(f"{pub_path} exists")
-    created = not path.parent.exists()
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if created:
-        _fsync_dir(path.parent.parent)
+    make_dirs_durably(path.parent, mode=0o700)
     private = Ed25519PrivateKey.generate()
     public = private.public_key()
-    _write_new(
+    create_file(
         path,
         private.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         ),
-        0o600,
+        mode=0o600,
     )
-    _write_new(
+    create_file(
         pub_path,
         public.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         ),
-        0o644,
+        mode=0o644,
     )
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return public
 
 

@@ -21,13 +21,13 @@ import base64
 import hashlib
 import os
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lakehouse_common.config import LakehouseSettings, witness_dir_path
+from lakehouse_common.durable import create_file, fsync_dir, make_dirs_durably, temp_path_for
 from lakehouse_common.errors import LakehouseError
 
 if TYPE_CHECKING:
@@ -70,14 +70,6 @@ class Witness(Protocol):
     def head(self) -> WitnessHead | None: ...
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class DirectoryWitness:
     """A directory outside the data dir: one read-only file per published checkpoint."""
 
@@ -94,26 +86,19 @@ class DirectoryWitness:
         data = line.rstrip(b"\n") + b"\n"
         final = self._path(seq)
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            make_dirs_durably(self.directory)
             if final.exists():
                 self._same(final, data, seq)
                 return
-            temp = self.directory / f".publish-{secrets.token_hex(6)}"
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            temp = temp_path_for(final)
+            create_file(temp, data, mode=0o444)
             try:
                 os.link(temp, final)  # never replaces an existing file
             except FileExistsError:
                 self._same(final, data, seq)
             finally:
                 temp.unlink(missing_ok=True)
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         except OSError as exc:
             raise WitnessError(
                 f"cannot publish checkpoint {seq} to {self.describe()}: {exc.strerror or exc}"
