@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lakehouse_common.audit import ROTATION_ACTION, key_id, load_key, rotate_key
-from lakehouse_common.audit.keys import retired_dir
+from lakehouse_common.audit.keys import Rotation, retired_dir
 from lakehouse_common.cli import app
 from lakehouse_common.config import audit_key_path
 from lakehouse_common.contracts.catalog import part_key
@@ -123,14 +124,33 @@ def append(client: httpx.Client, sid: str) -> dict[str, Any]:
     return row
 
 
+@dataclass(frozen=True)
+class Rotated:
+    old_key: bytes
+    before: list[dict[str, Any]]
+    rotation: Rotation
+    after: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def rotated(running: httpx.Client, key_file: Path) -> Rotated:
+    """P-1 gets two rows, the key is rotated, then P-1 gets one more (each test may run alone)."""
+    old_key = load_key(key_file)
+    before = [append(running, "P-1"), append(running, "P-1")]
+    rotation = rotate_key(key_file)  # what `lakehouse audit rotate` does; no restart
+    return Rotated(old_key, before, rotation, append(running, "P-1"))
+
+
 class TestRotation:
     def test_rotation_starts_a_new_epoch_recording_the_previous_tip(
-        self, running: httpx.Client, stack: LiveStack, key_file: Path
+        self, running: httpx.Client, rotated: Rotated
     ) -> None:
-        old_key = load_key(key_file)
-        before = [append(running, "P-1"), append(running, "P-1")]
-        rotation = rotate_key(key_file)  # what `lakehouse audit rotate` does; no restart
-        after = append(running, "P-1")
+        old_key, before, rotation, after = (
+            rotated.old_key,
+            rotated.before,
+            rotated.rotation,
+            rotated.after,
+        )
         rows = running.get("/v1/catalog/subjects/P-1/audit").json()["rows"]
         epoch_row = rows[2]
         assert epoch_row["action"] == ROTATION_ACTION
@@ -147,7 +167,7 @@ class TestRotation:
         assert (result["verified"], result["count"], result["epochs"]) == (True, 4, 2)
 
     def test_offline_verification_needs_both_keys(
-        self, running: httpx.Client, stack: LiveStack, key_file: Path
+        self, rotated: Rotated, stack: LiveStack, key_file: Path
     ) -> None:
         log = stack.settings.data_dir / "subjects" / "audit" / "P-1.jsonl"
         old = sorted(retired_dir(key_file).glob("epoch-*.key"))[0]
