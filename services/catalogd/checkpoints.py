@@ -22,12 +22,13 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from starlette.concurrency import run_in_threadpool
 
-from lakehouse_common.audit.chain import AuditChainError
+from lakehouse_common.audit.chain import AuditChainError, verify_log
 from lakehouse_common.audit.checkpoint import (
     CHECKPOINT_LOG,
     CheckpointLog,
     repair_checkpoint_tail,
 )
+from lakehouse_common.audit.keys import Keyring
 from lakehouse_common.audit.repair import is_torn, repair_torn_tail
 from lakehouse_common.audit.signing import (
     Ed25519PrivateKey,
@@ -149,6 +150,37 @@ class CheckpointWriter:
             if repair is not None:
                 log.warning("repaired a torn audit log", **repair.as_dict())
                 self.note(subject_id, int(repair.row["seq"]), str(repair.row["hmac"]))
+        self._adopt_unanchored(entries, keyring)
+
+    def _adopt_unanchored(self, entries: list[os.DirEntry[str]], keyring: Keyring) -> None:
+        """Note the head of every log no checkpoint names yet — logs written before checkpoints
+        existed (an upgraded data dir) would otherwise stay unanchored until their next append.
+        Only a log that verifies whole is adopted; one that does not is logged and left for
+        verify to report. Nothing is adopted while the checkpoint log itself does not verify
+        (its anchors are then incomplete)."""
+        if self.checkpoints.error:
+            return
+        adopted = 0
+        for entry in entries:
+            if not entry.name.endswith(".jsonl"):
+                continue
+            subject_id = entry.name[: -len(".jsonl")]
+            if subject_id in self.checkpoints.by_subject or subject_id in self._dirty:
+                continue
+            try:
+                result = verify_log(entry.path, keyring, retired_at=self.checkpoints.retired)
+            except (AuditChainError, OSError) as exc:
+                log.error("unanchored audit log not adopted", subject_id=subject_id, error=str(exc))
+                continue
+            if not result.verified:
+                log.error(
+                    "unanchored audit log not adopted", subject_id=subject_id, error=result.error
+                )
+            elif result.count:
+                self.note(subject_id, result.count, result.tip)
+                adopted += 1
+        if adopted:
+            log.info("anchoring audit logs no checkpoint names yet", logs=adopted)
 
     async def _run(self) -> None:
         while True:

@@ -17,7 +17,10 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from lakehouse_common.audit.chain import append_rows, build_row
+from lakehouse_common.audit.keys import load_keyring
 from lakehouse_common.cli import app
+from lakehouse_common.config import audit_key_path
 from lakehouse_common.contracts.catalog import part_key
 from lakehouse_common.store.settings import store_from_settings
 from tests.support.metrics import metric
@@ -123,6 +126,27 @@ class TestVerifyRoute:
         assert cut["verified"] is False and cut["count"] == 1
         assert f"checkpoint {body['checkpoint']['seq']} " in cut["error"]
         assert "holds 1 rows" in cut["error"]
+
+
+class TestUpgrade:
+    def test_a_log_written_before_checkpoints_existed_is_anchored_at_start(
+        self, cd: httpx.Client, stack: LiveStack
+    ) -> None:
+        resp = cd.put(
+            "/v1/catalog/subjects/A-9",
+            json={"dataset": "people", "row_key": "a-9", "pii_fields": ["phone"]},
+        )
+        assert resp.status_code == 201, resp.text
+        stack.kill_9("catalogd")
+        path = log_path(stack, "A-9")  # as an earlier version wrote it: no checkpoint names it
+        keyring = load_keyring(audit_key_path(stack.settings))
+        row = build_row("A-9", daemon="tests", purpose="check", action="read", fields=["phone"])
+        stored = append_rows(path, keyring, [row, row], daemon="tests")
+        stack.start("catalogd")
+        body = until(lambda: (v := verify(cd, "A-9"))["anchored"] and v)
+        assert body["verified"] and body["unanchored"] == 0
+        assert (body["checkpoint"]["count"], body["checkpoint"]["tip"]) == (2, stored[-1]["hmac"])
+        assert "anchoring audit logs no checkpoint names yet" in stack.log("catalogd")
 
 
 class TestOffline:
